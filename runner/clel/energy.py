@@ -1,0 +1,45 @@
+"""CLEL's energies: separated (norm-direction split, DESIGN 3.1) and coupled (DESIGN 3.2), and L_ebm."""
+
+import torch
+import torch.nn.functional as F
+
+from runner.clel.vmf import log_vmf_normalizer
+
+
+class LatentEnergy:
+    """E(x, z) and the marginal E(x) from f = f(x) and u = g(f(x)); beta = 0 is the plain EBM."""
+
+    def __init__(self, beta: float, norm_direction_split: bool, latent_dim: int):
+        self.beta = beta
+        self.norm_direction_split = norm_direction_split
+        self.latent_dim = latent_dim
+
+    @property
+    def marginal_needs_projector(self) -> bool:
+        """Whether E(x) depends on u: only the coupled energy's vMF normalizer does."""
+        return not self.norm_direction_split and self.beta != 0
+
+    def marginal(self, f: torch.Tensor, u: torch.Tensor | None = None, beta: float | None = None) -> torch.Tensor:
+        """E(x) = 1/2 ||f||^2, minus log Phi_d(beta ||u||) for the coupled energy."""
+        beta = self.beta if beta is None else beta
+        energy = 0.5 * f.float().pow(2).sum(dim=1)
+        if self.norm_direction_split or beta == 0:
+            return energy
+        if u is None:
+            raise ValueError("the coupled energy needs the projector output u")
+        kappa = beta * u.float().norm(dim=1)
+        return energy - log_vmf_normalizer(kappa, self.latent_dim)
+
+    def joint(self, f: torch.Tensor, u: torch.Tensor, z: torch.Tensor, beta: float | None = None) -> torch.Tensor:
+        """E(x, z) = 1/2 ||f||^2 - beta d^T z, d = u/||u|| (separated) or u (coupled)."""
+        beta = self.beta if beta is None else beta
+        direction = F.normalize(u.float(), dim=1) if self.norm_direction_split else u.float()
+        return 0.5 * f.float().pow(2).sum(dim=1) - beta * (direction * z.float()).sum(dim=1)
+
+
+def ebm_loss(
+    joint_data: torch.Tensor, marginal_data: torch.Tensor, marginal_samples: torch.Tensor, alpha: float
+) -> torch.Tensor:
+    """L_ebm = mean E(x, z) - mean E(x~) + alpha mean(E(x)^2 + E(x~)^2) (DESIGN 3.3)."""
+    regulariser = marginal_data.pow(2).mean() + marginal_samples.pow(2).mean()
+    return joint_data.mean() - marginal_samples.mean() + alpha * regulariser

@@ -1,0 +1,141 @@
+"""The EBM (pre-activation ResNet with spectral norm) and the encoder backbones."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+from torchvision.models.resnet import BasicBlock
+
+
+class Normalize(nn.Module):
+    """Per-channel standardisation with fixed dataset statistics."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def mlp(widths: Sequence[int], act: type[nn.Module], bias: bool = True, batch_norm: bool = False) -> nn.Sequential:
+    """Linear layers with an activation (and optional BatchNorm) between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        last = i == len(widths) - 2
+        layers.append(nn.Linear(fan_in, fan_out, bias=bias and (last or not batch_norm)))
+        if not last:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(fan_out))
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block: act-conv-act-conv plus a (1x1 conv) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.act = _leaky()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.shortcut = (
+            nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv2(self.act(self.conv1(self.act(x))))
+
+
+class EnergyNet(nn.Module):
+    """CLEL's EBM: backbone + head give f(x) in R^d_f, the bias-free projector gives u = g(f(x))."""
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        blocks_per_stage: int,
+        feature_dim: int,
+        head_width: int,
+        projector_width: int,
+        latent_dim: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        use_spectral_norm: bool = True,
+    ):
+        super().__init__()
+        stages: list[nn.Module] = [Normalize(mean, std), nn.Conv2d(3, channels[0], 3, padding=1)]
+        in_channels = channels[0]
+        for i, out_channels in enumerate(channels):
+            if i > 0:
+                stages.append(nn.AvgPool2d(2))
+            for _ in range(blocks_per_stage):
+                stages.append(PreActBlock(in_channels, out_channels))
+                in_channels = out_channels
+        stages += [_leaky(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.backbone = nn.Sequential(*stages)
+        self.head = mlp([in_channels, head_width, feature_dim], _leaky)
+        self.projector = mlp([feature_dim, projector_width, latent_dim], _leaky, bias=False)
+        self._init_weights()
+        if use_spectral_norm:
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    spectral_norm(module)
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0.0, 0.01)
+            elif isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="linear")
+            if isinstance(module, nn.Linear | nn.Conv2d) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): the vector whose squared norm is the marginal energy."""
+        return self.head(self.backbone(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f(x), u(x) = g(f(x))), u unnormalised."""
+        f = self.features(x)
+        return f, self.projector(f)
+
+
+class ResNet18Backbone(nn.Module):
+    """ResNet-18 (torchvision's BasicBlock, 2-2-2-2) with a 3x3 stride-1 stem, no max-pool, given width."""
+
+    def __init__(self, width: int, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        layers: list[nn.Module] = [
+            Normalize(mean, std),
+            nn.Conv2d(3, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        in_planes = width
+        for stage, planes in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            for block in range(2):
+                stride = 2 if stage > 0 and block == 0 else 1
+                downsample = None
+                if stride != 1 or in_planes != planes:
+                    downsample = nn.Sequential(
+                        nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+                    )
+                layers.append(BasicBlock(in_planes, planes, stride, downsample))
+                in_planes = planes
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+        self.out_dim = in_planes
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, BasicBlock):
+                nn.init.zeros_(module.bn2.weight)  # zero-init residual, as torchvision's zero_init_residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,46 @@
+"""SGLD on the marginal energy, from a replay buffer (DESIGN 3.4)."""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from runner.config import SGLDConfig
+
+EnergyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def sgld(
+    x: torch.Tensor, energy_fn: EnergyFn, steps: int, step_size: float, noise: float, grad_clip: float = 0.0
+) -> torch.Tensor:
+    """x <- clamp(x - step_size * dE/dx + noise * N(0, 1), 0, 1), `steps` times; grad_clip 0 = no clip."""
+    x = x.detach()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)
+        if grad_clip > 0:
+            grad = grad.clamp(-grad_clip, grad_clip)
+        x = (x - step_size * grad + noise * torch.randn_like(x)).clamp_(0, 1).detach()
+    return x
+
+
+class ReplaySampler:
+    """A replay buffer of SGLD chains: draw a batch, re-initialise some to noise, augment, run SGLD, store back."""
+
+    def __init__(self, cfg: SGLDConfig, image_shape: tuple[int, ...], device: torch.device, augment: nn.Module):
+        self.cfg = cfg
+        self.augment = augment
+        self.buffer = torch.rand((cfg.buffer_size, *image_shape), device=device)
+
+    def sample(self, energy_fn: EnergyFn, batch_size: int) -> torch.Tensor:
+        """One batch of negatives x~ (detached); the buffer is updated in place."""
+        cfg = self.cfg
+        index = torch.randperm(cfg.buffer_size, device=self.buffer.device)[:batch_size]
+        x = self.buffer[index]
+        reinit = torch.rand(batch_size, device=x.device) < cfg.reinit_prob
+        x = torch.where(reinit.view(-1, 1, 1, 1), torch.rand_like(x), x)
+        if cfg.augment:
+            x = self.augment(x)
+        x = sgld(x, energy_fn, cfg.steps, cfg.step_size, cfg.noise, cfg.grad_clip)
+        self.buffer[index] = x
+        return x

@@ -1,0 +1,166 @@
+"""Datasets as in-memory uint8 tensors (N x 3 x H x W): embedded digits, CIFAR-10/100, SVHN; OOD sets."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runner.errors import UserError
+
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_FRACTION = 0.2
+INTERPOLATION_OFFSET = 100  # image i is averaged with image i + 100, as CLEL's reference scripts do
+NOISE_SEED = 1234
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A dataset's train and test splits (uint8, N x 3 x H x W) and the train split's channel statistics."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.shape[-1]
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float in (0, 1) at the centre of each dequantisation bin: (v + 0.5) / 256."""
+    return (images.float() + 0.5) / 256
+
+
+def dequantize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 -> float with uniform dequantisation noise: (v + U(0, 1)) / 256, as CLEL trains."""
+    noise = torch.rand(images.shape, generator=generator, device=images.device)
+    return (images.float() + noise) / 256
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images.double() / 255
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return (x * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def load_digits(image_size: int = 16) -> ImageData:
+    """scikit-learn's 8x8 digits, bilinearly upsampled, 3 channels, with a fixed stratified split."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = sklearn_digits()
+    x = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
+    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    images = _to_uint8(x).expand(-1, 3, -1, -1).contiguous()
+    train_idx, test_idx = train_test_split(
+        np.arange(len(images)),
+        test_size=DIGITS_TEST_FRACTION,
+        random_state=DIGITS_SPLIT_SEED,
+        stratify=digits.target,
+    )
+    train, test = images[np.sort(train_idx)], images[np.sort(test_idx)]
+    mean, std = _channel_stats(train)
+    return ImageData("digits", train, test, mean, std)
+
+
+def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -> torch.Tensor:
+    import torchvision.datasets as tvd
+
+    if root is None:
+        raise UserError(f"data: dataset '{name}' needs --data-root DIR (add --download to fetch it there)")
+    try:
+        if name == "cifar10":
+            data = tvd.CIFAR10(root, train=train, download=download).data
+        elif name == "cifar100":
+            data = tvd.CIFAR100(root, train=train, download=download).data
+        elif name == "svhn":
+            data = tvd.SVHN(root, split="train" if train else "test", download=download).data
+            return torch.from_numpy(data).contiguous()
+        else:
+            raise UserError(f"data: unknown dataset '{name}' (known: digits, cifar10, cifar100, svhn)")
+    except RuntimeError as err:
+        hint = "" if download else "; add --download to fetch it"
+        raise UserError(f"data: {name} not found or corrupt under {root}{hint} ({err})") from None
+    return torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
+
+
+def load_dataset(name: str, image_size: int, root: str | None = None, download: bool = False) -> ImageData:
+    """The named training dataset: digits (embedded) or cifar10/cifar100/svhn from a data root."""
+    if name == "digits":
+        return load_digits(image_size)
+    train = _resize(_torchvision_set(name, root, download, train=True), image_size)
+    test = _resize(_torchvision_set(name, root, download, train=False), image_size)
+    mean, std = _channel_stats(train)
+    return ImageData(name, train, test, mean, std)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    x = F.interpolate(images.float() / 255, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return _to_uint8(x)
+
+
+def interpolations(images: torch.Tensor, offset: int = INTERPOLATION_OFFSET) -> torch.Tensor:
+    """Mean of image i and image i + offset (wrapping), rounded to uint8."""
+    return ((images.int() + images.roll(-offset, dims=0).int() + 1) // 2).to(torch.uint8)
+
+
+def uniform_noise(count: int, size: int, seed: int = NOISE_SEED) -> torch.Tensor:
+    """Uniform noise images, fixed seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (count, 3, size, size), generator=generator, dtype=torch.uint8)
+
+
+def load_npz_images(path: str, image_size: int) -> torch.Tensor:
+    """An OOD set from a .npz file with `x`: uint8 N x H x W x C (C = 1 or 3), resized to image_size."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--ood {path}: no such file")
+    try:
+        with np.load(file) as archive:
+            if "x" not in archive:
+                raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
+            x = archive["x"]
+    except (ValueError, OSError) as err:
+        raise UserError(f"--ood {path}: not a readable .npz file ({err})") from None
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
+        raise UserError(f"--ood {path}: 'x' must be uint8 N x H x W x C with C 1 or 3, got {x.dtype} {tuple(x.shape)}")
+    images = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    return _resize(images.contiguous(), image_size)
+
+
+def ood_sets(
+    data: ImageData,
+    names: list[str],
+    npz_files: list[str],
+    root: str | None = None,
+    download: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The configured OOD sets by name, plus one per .npz file (named after the file)."""
+    size, n = data.image_size, len(data.test)
+    builders = {
+        "interpolation": lambda: interpolations(data.test),
+        "inverted": lambda: 255 - data.test,
+        "uniform_noise": lambda: uniform_noise(n, size),
+        "svhn": lambda: _resize(_torchvision_set("svhn", root, download, train=False), size),
+        "cifar10": lambda: _resize(_torchvision_set("cifar10", root, download, train=False), size),
+        "cifar100": lambda: _resize(_torchvision_set("cifar100", root, download, train=False), size),
+    }
+    sets = {}
+    for name in names:
+        if name not in builders:
+            raise UserError(f"data.ood: unknown OOD set '{name}' (known: {', '.join(builders)})")
+        sets[name] = builders[name]()
+    for path in npz_files:
+        sets[Path(path).stem] = load_npz_images(path, size)
+    return sets

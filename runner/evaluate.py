@@ -1,0 +1,115 @@
+"""Evaluation of a trained run with its EMA models: FID of fresh SGLD samples and OOD AUROC per set."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn.utils import parametrize
+from tqdm import tqdm
+
+from runner.clel.sampler import sgld
+from runner.clel.train import Trainer
+from runner.data import ImageData, to_unit_float
+from runner.metrics.fid import (
+    FeaturesUnavailable,
+    frechet_distance,
+    load_feature_extractor,
+    reference_statistics,
+    statistics,
+)
+from runner.metrics.ood import auroc
+
+
+@dataclass
+class Evaluation:
+    fid: float | None
+    fid_init: float | None
+    fid_features: str
+    fid_protocol: str
+    auroc: dict[str, dict[str, float | None]]
+    samples: torch.Tensor
+    notes: list[str] = field(default_factory=list)
+
+
+@torch.no_grad()
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch: int, device) -> np.ndarray:
+    out = [fn(to_unit_float(images[i : i + batch]).to(device)).double().cpu() for i in range(0, len(images), batch)]
+    return torch.cat(out).numpy()
+
+
+def generate_samples(trainer: Trainer, start: torch.Tensor, passes: int, batch: int, progress: bool) -> torch.Tensor:
+    """`passes` rounds of SGLD (the training sampler's settings) over a copy of `start`, with the EMA EBM."""
+    cfg = trainer.cfg.sgld
+    buffer, count = start.clone(), len(start)
+    energy_fn = trainer.marginal_energy_fn(trainer.ema_ebm)
+    total = passes * ((count + batch - 1) // batch)
+    with parametrize.cached(), tqdm(total=total, desc="sampling", disable=not progress, leave=False) as bar:
+        for _ in range(passes):
+            for start in range(0, count, batch):
+                chunk = buffer[start : start + batch]
+                buffer[start : start + batch] = sgld(
+                    chunk, energy_fn, cfg.steps, cfg.step_size, cfg.noise, cfg.grad_clip
+                )
+                bar.update()
+    return buffer
+
+
+def ood_scores(trainer: Trainer, images: torch.Tensor) -> dict[str, np.ndarray]:
+    """Marginal score -E(x) and joint score -E(x, z(x)) (z from the un-augmented x, beta = eval.joint_beta)."""
+    ebm, crl, energy = trainer.ema_ebm, trainer.ema_crl, trainer.energy
+    batch, device = trainer.cfg.eval.batch_size, trainer.device
+
+    def marginal(x: torch.Tensor) -> torch.Tensor:
+        return -energy.marginal(*ebm(x))
+
+    scores = {"marginal": _batched(marginal, images, batch, device)}
+    if crl is not None:
+
+        def joint(x: torch.Tensor) -> torch.Tensor:
+            f, u = ebm(x)
+            return -energy.joint(f, u, crl.latent(x), beta=trainer.cfg.eval.joint_beta)
+
+        scores["joint"] = _batched(joint, images, batch, device)
+    return scores
+
+
+def evaluate(trainer: Trainer, data: ImageData, ood: dict[str, torch.Tensor], log: Callable[[str], None]) -> Evaluation:
+    """FID (with fid_init of the initial noise buffer) and AUROC of both scores for every OOD set."""
+    cfg = trainer.cfg
+    ev, progress = cfg.eval, cfg.runtime.progress
+    trainer.ebm.eval()
+    notes: list[str] = []
+    features = cfg.fid_features
+    protocol = (
+        f"{ev.fid_samples} samples, {ev.fid_sgld_passes} SGLD passes x {cfg.sgld.steps} steps from uniform noise, "
+        f"EMA EBM, {features} features, against the {data.name} train split"
+    )
+    fid = fid_init = None
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(cfg.seed + 1)  # evaluation draws its own noise: it does not depend on where training stopped
+    try:
+        extractor = load_feature_extractor(features, trainer.device, ev.inception_weights)
+    except FeaturesUnavailable as err:
+        extractor = None
+        notes.append(f"fid missing: {err}")
+        log(f"FID: {err}; fid is recorded as missing")
+    noise = torch.rand((ev.fid_samples, *data.train.shape[1:]), device=trainer.device)
+    samples = generate_samples(trainer, noise, ev.fid_sgld_passes, ev.batch_size, progress)
+    if extractor is not None:
+        reference = reference_statistics(f"{data.name}{data.image_size}-train", to_unit_float(data.train), extractor)
+        fid_init = frechet_distance(*statistics(extractor(noise)), *reference)
+        fid = frechet_distance(*statistics(extractor(samples)), *reference)
+    results: dict[str, dict[str, float | None]] = {}
+    with torch.no_grad(), parametrize.cached():
+        in_scores = ood_scores(trainer, data.test)
+        for name, images in ood.items():
+            out_scores = ood_scores(trainer, images)
+            results[name] = {
+                kind: auroc(in_scores[kind], out_scores[kind]) if kind in in_scores else None
+                for kind in ("marginal", "joint")
+            }
+    torch.set_rng_state(generator_state)
+    if trainer.crl is None:
+        notes.append("joint score n/a: no encoder (plain EBM)")
+    return Evaluation(fid, fid_init, features, protocol, results, samples[: ev.sample_grid].cpu(), notes)
