@@ -1,0 +1,45 @@
+"""Shared fixtures: a real S3-compatible HTTP endpoint on loopback (moto's server mode)."""
+
+import os
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+# No test may reach a real cloud or read the user's AWS config.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 (random port) for the whole session; yields its endpoint URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(s3_server, monkeypatch):
+    """AWS_ENDPOINT_URL_S3 pointing at the loopback server (boto3 reads it) for one test."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
+    return s3_server
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, request):
+    """A fresh, empty bucket on the loopback server; yields its name."""
+    name = "test-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    name = name.rstrip("-")
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket=name)
+    yield name
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=name, Key=item["Key"])
+    client.delete_bucket(Bucket=name)
