@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m runner local --exp $(EXP) --profile $(PROFILE) --store $(STORE)
+	$(PY) -m runner summarize --store $(STORE) --out $(STORE)/summary.csv
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -26,6 +27,23 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check runner tests scripts
 	$(VENV)/bin/ruff format --check runner tests scripts
+
+# The worker image: VARIANT=cuda (default) or cpu (kind tests); tagged with the git revision (-dirty when
+# the work tree has changes). Push it and set [cluster] image, or pass IMAGE=... to `make submit`.
+DOCKER ?= docker
+VARIANT ?= cuda
+IMAGE_NAME ?= clel-runner
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)$(if $(filter cpu,$(VARIANT)),-cpu)
+
+image:
+	$(DOCKER) build --build-arg VARIANT=$(VARIANT) -t $(IMAGE_NAME):$(IMAGE_TAG) .
+	@echo "built $(IMAGE_NAME):$(IMAGE_TAG)"
+
+submit: $(STAMP)
+	$(PY) -m runner submit $(if $(IMAGE),--image $(IMAGE))
+
+kind-test: $(STAMP)
+	$(PY) -m pytest -m kind -v -rs tests/test_kind.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

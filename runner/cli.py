@@ -3,7 +3,9 @@
 from typing import Any
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
+from runner.cluster_cli import ClusterCommands
 from runner.errors import UserError
+from runner.report_cli import ReportCommands
 
 
 def _as_list(value: Any) -> list[str]:
@@ -65,7 +67,7 @@ def _print_result(result: dict[str, Any]) -> None:
         print(f"  auroc vs {name:<16} {', '.join(parts)}")
 
 
-class Commands:
+class Commands(ReportCommands, ClusterCommands):
     """CLEL ablation runner: train and evaluate CLEL ablations locally or as Kubernetes Jobs."""
 
     def list(self, config: str = DEFAULT_CONFIG_FILE) -> None:

@@ -6,6 +6,7 @@ periodic checkpoints (and one on SIGTERM) -> evaluate with the EMA models -> res
 
 import io
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -47,22 +48,26 @@ def device_label(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-class SigtermFlag:
-    """Set by SIGTERM; the training loop checkpoints and stops at the end of the current step."""
+class Sigterm:
+    """SIGTERM handling: outside training it stops the run at once; inside, at the end of the current step."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.defer = False
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.requested = True
+        if not self.defer:
+            raise Preempted("SIGTERM before or after training: nothing to checkpoint; run the same command again")
 
 
 @contextmanager
-def sigterm_flag() -> Iterator[SigtermFlag]:
-    flag = SigtermFlag()
-    previous = signal.signal(signal.SIGTERM, flag)
+def handle_sigterm() -> Iterator[Sigterm]:
+    """Install the SIGTERM handler for the duration of a run."""
+    handler = Sigterm()
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield flag
+        yield handler
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -143,6 +148,17 @@ def restore(run: RunStore, trainer: Trainer, log: Callable[[str], None]) -> floa
 
 def execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; returns result.json's content."""
+    with handle_sigterm() as sigterm:
+        return _execute(cfg, store_uri, log, sigterm)
+
+
+def _execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm: Sigterm) -> dict[str, Any]:
+    expected_hash = os.environ.get("CLEL_CONFIG_HASH")
+    if expected_hash and expected_hash != cfg.config_hash:
+        raise UserError(
+            f"{cfg.run_id}: this image resolves config {cfg.config_hash}, the Job was rendered for {expected_hash} "
+            "(experiments.toml in the image differs from the one submitted)"
+        )
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
@@ -157,7 +173,7 @@ def execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None] = print) 
     wall_s = restore(run, trainer, log)
     logs = RunLogs(run, trainer.step)
     try:
-        wall_s = _train(cfg, run, trainer, logs, wall_s)
+        wall_s = _train(cfg, run, trainer, logs, wall_s, sigterm)
         started = time.perf_counter()
         log(f"evaluating {cfg.run_id}: {cfg.eval.fid_samples} samples for FID, {len(ood)} OOD sets")
         evaluation = evaluate(trainer, data, ood, log)
@@ -166,17 +182,19 @@ def execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None] = print) 
         save_image(evaluation.samples, buffer := io.BytesIO(), format="png", nrow=8)
         store.write(run.key("samples.png"), buffer.getvalue())
         logs.images("samples/final", evaluation.samples, trainer.step)
-        logs.writer.add_scalars("eval/fid", {"fid": result["fid"] or float("nan")}, trainer.step)
+        if result["fid"] is not None:
+            logs.writer.add_scalar("eval/fid", result["fid"], trainer.step)
         run.write_json("result.json", result)
     finally:
         logs.close()
     return result
 
 
-def _train(cfg: RunConfig, run: RunStore, trainer: Trainer, logs: RunLogs, wall_s: float) -> float:
+def _train(cfg: RunConfig, run: RunStore, trainer: Trainer, logs: RunLogs, wall_s: float, sigterm: Sigterm) -> float:
     iterations, rt = cfg.train.iterations, cfg.runtime
     bar = tqdm(total=iterations, initial=trainer.step, desc=cfg.run_id, disable=not rt.progress, dynamic_ncols=True)
-    with sigterm_flag() as sigterm, bar:
+    sigterm.defer = True
+    with bar:
         while trainer.step < iterations:
             started = time.perf_counter()
             metrics = trainer.train_step()
@@ -195,8 +213,9 @@ def _train(cfg: RunConfig, run: RunStore, trainer: Trainer, logs: RunLogs, wall_
                 logs.images("samples/replay_buffer", trainer.sampler.buffer[:64], step)
                 save_checkpoint(run, trainer, wall_s)
                 logs.sync()
-            if sigterm.requested and step < iterations:
+            if sigterm.requested:
                 raise Preempted(f"SIGTERM: {cfg.run_id} checkpointed at step {step}; run the same command to resume")
+    sigterm.defer = False
     return wall_s
 
 

@@ -1,23 +1,26 @@
 """Run storage with one layout for a local directory and an S3-compatible bucket (DESIGN 4).
 
-<store>/<run_id>/config.json, ckpt/step-XXXXXXXX.pt, ckpt/LATEST, metrics.jsonl, events.*, samples.png,
-result.json. LATEST = {"key", "sha256", "step", "history": [older {"key", "sha256", "step"}]} is written
-only after the checkpoint object is complete, with a conditional write, so it always names a complete
-checkpoint and a stale writer cannot move it backwards.
+<store>/<run_id>/config.json, ckpt/step-XXXXXXXX-<sha256[:12]>.pt, ckpt/LATEST, metrics.jsonl, events.*,
+samples.png, result.json. LATEST = {"key", "sha256", "step", "history": [older {"key", "sha256", "step"}]} is
+written only after the checkpoint object is complete, with a conditional write, so it always names a complete
+checkpoint and a stale writer cannot move it backwards. See docs/STORAGE.md.
 """
 
 import fcntl
 import hashlib
 import json
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runner.errors import UserError
 
 LATEST = "ckpt/LATEST"
+CKPT_PREFIX = "ckpt/step-"
 
 
 class PointerConflict(Exception):
@@ -71,6 +74,7 @@ class Store(ABC):
 
 
 def sha256(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -132,7 +136,7 @@ class LocalStore(Store):
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)
-        folder = base if base.is_dir() else base.parent
+        folder = base if prefix == "" or prefix.endswith("/") else base.parent
         if not folder.is_dir():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -177,14 +181,23 @@ class CheckpointError(Exception):
 
 
 class RunStore:
-    """One run's directory in a store: config guard, checkpoints with LATEST, artifacts."""
+    """One run's directory in a store: config guard, checkpoints with LATEST, artifacts.
+
+    LATEST is the commit record: a checkpoint object it does not name is not a checkpoint. Once this object
+    has read LATEST (load_checkpoint, or the first save_checkpoint), it moves LATEST only from the version
+    it read, so a second, stale writer gets PointerConflict instead of moving it backwards.
+    """
 
     def __init__(self, store: Store, run_id: str, keep: int = 3):
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
         self.store, self.run_id, self.keep = store, run_id, keep
-        self._pointer_tag: str | None = None
-        self._latest: dict[str, Any] | None = None
+        self._seen = False  # LATEST was read by this object: _tag and _chain describe it
+        self._tag: str | None = None  # LATEST's version tag as last read or written (None: absent)
+        self._chain: list[dict[str, Any]] = []  # usable checkpoints, newest first
 
     def key(self, name: str) -> str:
+        """The store key of a file in this run's directory."""
         return f"{self.run_id}/{name}"
 
     # --- config guard -------------------------------------------------------------------------
@@ -199,7 +212,7 @@ class RunStore:
         except (ValueError, UnicodeDecodeError):
             raise UserError(f"{self.store.uri}/{self.key('config.json')}: unreadable; move the run away") from None
         if existing.get("config_hash") != config_hash:
-            changed = _changed_keys(existing.get("config", {}), config)
+            changed = _changed_keys(existing.get("config", {}), json.loads(json.dumps(config)))
             raise UserError(
                 f"run {self.run_id} in {self.store.uri} was started with config {existing.get('config_hash')}, "
                 f"this command resolves to {config_hash} (changed: {', '.join(changed) or 'unknown'}); "
@@ -207,88 +220,103 @@ class RunStore:
             )
 
     # --- checkpoints --------------------------------------------------------------------------
-    def _read_latest(self) -> dict[str, Any] | None:
+    def _read_latest(self) -> list[dict[str, Any]]:
+        """Read LATEST, remember its version tag, and return its checkpoints newest first ([] if absent)."""
         pointer = self.store.read_pointer(self.key(LATEST))
-        if pointer is None:
-            self._pointer_tag = None
-            return None
-        data, self._pointer_tag = pointer
-        try:
-            latest = json.loads(data)
-            latest["key"], latest["sha256"]
-        except (ValueError, KeyError, TypeError):
-            raise CheckpointError(f"{self.key(LATEST)} is unreadable") from None
-        return latest
+        self._seen, self._tag, self._chain = True, pointer and pointer[1], []
+        if pointer is not None:
+            self._chain = _parse_latest(pointer[0], self.key(LATEST))
+        return self._chain
 
     def save_checkpoint(self, step: int, payload: bytes) -> str:
-        """Write ckpt/step-XXXXXXXX.pt, then move LATEST to it (conditionally), then prune old ones."""
-        key = self.key(f"ckpt/step-{step:08d}.pt")
+        """Write the checkpoint object, then move LATEST to it (conditionally), then prune old ones; its key."""
+        if not self._seen:
+            try:
+                self._read_latest()
+            except CheckpointError:
+                pass  # an unreadable LATEST is replaced; its version tag is known
+        if self._chain and self._chain[0]["step"] > step:
+            raise PointerConflict(f"LATEST is at step {self._chain[0]['step']}, ahead of this writer's {step}")
+        digest = sha256(payload)
+        # The digest in the name keeps a stale writer from overwriting a checkpoint LATEST names.
+        key = self.key(f"{CKPT_PREFIX}{step:08d}-{digest[:12]}.pt")
         self.store.write(key, payload)
-        latest = self._read_latest_if_unknown()
-        history = []
-        if latest is not None:
-            if latest.get("step", -1) > step:
-                raise PointerConflict(f"LATEST is at step {latest['step']}, ahead of this writer's {step}")
-            previous = {k: latest[k] for k in ("key", "sha256", "step") if k in latest}
-            history = [previous, *latest.get("history", [])]
-        history = [h for h in history if h["key"] != key][: self.keep - 1]
-        entry = {"key": key, "sha256": sha256(payload), "step": step, "history": history}
-        self._pointer_tag = self.store.write_pointer(self.key(LATEST), json.dumps(entry).encode(), self._pointer_tag)
-        self._latest = entry
-        kept = {key, *(h["key"] for h in history)}
-        for old in self.store.list(self.key("ckpt/step-")):
-            if old not in kept:
+        entry = {"key": key, "sha256": digest, "step": step}
+        history = [old for old in self._chain if old["key"] != key][: self.keep - 1]
+        pointer = json.dumps({**entry, "history": history}).encode()
+        self._tag = self.store.write_pointer(self.key(LATEST), pointer, self._tag)
+        self._chain = [entry, *history]
+        kept = {old["key"] for old in self._chain}
+        for old in self.store.list(self.key(CKPT_PREFIX)):
+            # Newer objects not named by LATEST may be another writer's, about to be promoted: left alone.
+            old_step = _step_of(old)
+            if old not in kept and old_step is not None and old_step < step:
                 self.store.delete(old)
         return key
 
-    def _read_latest_if_unknown(self) -> dict[str, Any] | None:
-        if self._latest is not None:
-            return self._latest
-        try:
-            return self._read_latest()
-        except CheckpointError:
-            return None
-
-    def load_checkpoint(self, log=print) -> bytes | None:
+    def load_checkpoint(self, log: Callable[[str], None] = print) -> bytes | None:
         """The newest checkpoint whose sha256 verifies (falling back along LATEST's history), or None.
 
-        None only when the run has no checkpoint at all; CheckpointError when it has some but none verifies.
+        None when LATEST is absent (no checkpoint was ever completed); CheckpointError when LATEST is unreadable
+        or none of the checkpoints it names verifies.
         """
-        latest = self._read_latest()
-        self._latest = latest
-        if latest is None:
-            if self.store.list(self.key("ckpt/step-")):
-                raise CheckpointError(f"{self.key('ckpt')} has checkpoints but no LATEST pointer")
+        chain = self._read_latest()
+        if not chain:
+            if orphans := self.store.list(self.key(CKPT_PREFIX)):
+                log(f"{self.key(LATEST)} is absent: ignoring {len(orphans)} uncommitted checkpoint object(s)")
             return None
-        candidates = [latest, *latest.get("history", [])]
-        for i, candidate in enumerate(candidates):
+        for i, entry in enumerate(chain):
             try:
-                payload = self.store.read(candidate["key"])
+                payload = self.store.read(entry["key"])
             except KeyError:
                 problem = "is missing"
             else:
-                if sha256(payload) == candidate["sha256"]:
+                if sha256(payload) == entry["sha256"]:
+                    self._chain = chain[i:]
                     return payload
                 problem = "fails its sha256 check"
-            later = candidates[i + 1]["key"] if i + 1 < len(candidates) else None
-            fallback = f"falling back to {later}" if later else "no older checkpoint left"
-            log(f"checkpoint {candidate['key']} {problem}; {fallback}")
+            fallback = f"falling back to {chain[i + 1]['key']}" if i + 1 < len(chain) else "no older checkpoint left"
+            log(f"checkpoint {entry['key']} {problem}; {fallback}")
         raise CheckpointError(f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check")
 
     def latest_step(self) -> int | None:
-        """The step LATEST points to, or None (for status tables)."""
+        """The step LATEST points to, or None (for status tables); reads only."""
+        pointer = self.store.read_pointer(self.key(LATEST))
+        if pointer is None:
+            return None
         try:
-            latest = self._read_latest()
+            return _parse_latest(pointer[0], self.key(LATEST))[0]["step"]
         except CheckpointError:
             return None
-        return None if latest is None else latest.get("step")
 
     # --- artifacts ----------------------------------------------------------------------------
     def write_json(self, name: str, value: Any) -> None:
+        """Write a JSON file into the run's directory."""
         self.store.write(self.key(name), (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
     def read_json(self, name: str) -> Any:
+        """Read a JSON file from the run's directory; KeyError if absent."""
         return json.loads(self.store.read(self.key(name)))
+
+
+def _parse_latest(data: bytes, name: str) -> list[dict[str, Any]]:
+    """LATEST's checkpoints, newest first; CheckpointError if it is not a valid pointer."""
+    try:
+        latest = json.loads(data)
+        chain = [latest, *latest.get("history", [])]
+        chain = [{"key": e["key"], "sha256": e["sha256"], "step": e["step"]} for e in chain]
+        for e in chain:
+            if not (isinstance(e["key"], str) and isinstance(e["sha256"], str) and type(e["step"]) is int):
+                raise TypeError
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CheckpointError(f"{name} is unreadable") from None
+    return chain
+
+
+def _step_of(key: str) -> int | None:
+    """The step in a checkpoint key (.../step-00001200-<digest>.pt), or None."""
+    match = re.match(r"step-(\d+)", key.rpartition("/")[2])
+    return int(match.group(1)) if match else None
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

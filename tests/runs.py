@@ -1,0 +1,67 @@
+"""Helpers for end-to-end tests: run the CLI in a subprocess on a small tiny-profile configuration."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tiny profile with a short evaluation and frequent checkpoints: a run of 40 iterations takes seconds.
+SMALL = (
+    "eval.fid_samples=64 eval.fid_sgld_passes=1 eval.batch_size=64 eval.sample_grid=16 "
+    "sgld.steps=5 sgld.buffer_size=200 train.batch_size=16 runtime.checkpoint_every=10 "
+    "runtime.progress=false runtime.threads=1"
+)
+
+
+def runner_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runner", *args]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m runner ARGS` from the repository root; returns the completed process."""
+    return subprocess.run(
+        runner_command(*args),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def local_args(store: str, iterations: int = 40, exp: str = "baseline", extra: str = "") -> list[str]:
+    return ["local", "--exp", exp, "--iterations", str(iterations), "--store", store, "--set", f"{SMALL} {extra}"]
+
+
+def load_checkpoint_state(payload: bytes) -> dict:
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+def assert_states_equal(a, b, path: str = "state") -> None:
+    """Bit-for-bit equality of nested checkpoint states (tensors with torch.equal)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            assert_states_equal(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_states_equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+METRIC_KEYS = ("fid", "fid_init", "auroc", "iterations", "config_hash", "fid_features", "use_generated_negatives")
+
+
+def result_metrics(result_json: bytes | str) -> dict:
+    result = json.loads(result_json)
+    return {key: result[key] for key in METRIC_KEYS}

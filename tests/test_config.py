@@ -1,0 +1,187 @@
+"""experiments.toml resolution: order, validation errors (one line, exit 2), hashing, the ablation matrix."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from runner.config import ExperimentsFile, parse_overrides
+from runner.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "experiments.toml"
+EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"]
+
+
+@pytest.fixture(scope="module")
+def experiments() -> ExperimentsFile:
+    return ExperimentsFile(CONFIG)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _write_config(tmp_path: Path, edit) -> Path:
+    text = edit(CONFIG.read_text())
+    path = tmp_path / "experiments.toml"
+    path.write_text(text)
+    return path
+
+
+def test_matrix_has_all_experiments_and_profiles(experiments):
+    assert list(experiments.experiments) == EXPERIMENTS
+    assert set(experiments.profiles) == {"tiny", "paper"}
+    for exp in EXPERIMENTS:
+        for profile in ("tiny", "paper"):
+            cfg = experiments.resolve(exp, profile, 0)
+            assert cfg.run_id == f"{exp}-{profile}-s0"
+
+
+def test_paper_profile_has_clel_published_settings(experiments):
+    cfg = experiments.resolve("baseline", "paper", 0)
+    assert (cfg.data.dataset, cfg.data.image_size) == ("cifar10", 32)
+    assert (cfg.train.batch_size, cfg.train.iterations) == (64, 100_000)
+    assert (cfg.sgld.steps, cfg.sgld.step_size, cfg.sgld.noise) == (60, 100.0, 0.001)
+    assert (cfg.sgld.buffer_size, cfg.sgld.reinit_prob) == (10_000, 0.001)
+    assert (cfg.energy.beta, cfg.energy.alpha, cfg.energy.norm_direction_split) == (0.01, 1.0, True)
+    assert cfg.train.ema_half_life_samples == 20_000
+    ebm_opt = cfg.train.ebm_optimizer
+    assert (ebm_opt.name, ebm_opt.lr, ebm_opt.betas, ebm_opt.warmup_iterations) == ("adam", 1e-4, [0.0, 0.999], 2000)
+    enc_opt = cfg.crl.simclr.optimizer
+    assert (enc_opt.name, enc_opt.lr, enc_opt.momentum, enc_opt.weight_decay, enc_opt.schedule) == (
+        "sgd",
+        0.03,
+        0.9,
+        5e-4,
+        "cosine",
+    )
+    assert cfg.crl.simclr.temperature == 0.2
+    assert cfg.ebm.channels == [128, 128, 256, 256] and cfg.ebm.blocks_per_stage == 2
+
+
+def test_resolution_order_defaults_profile_experiment_cli(experiments):
+    raw = tomllib.loads(CONFIG.read_text())
+    default_steps = raw["defaults"]["sgld"]["steps"]
+    tiny_steps = raw["profiles"]["tiny"]["sgld"]["steps"]
+    assert experiments.resolve("baseline", "paper", 0).sgld.steps == default_steps
+    assert experiments.resolve("baseline", "tiny", 0).sgld.steps == tiny_steps
+    # experiment beats profile, CLI beats experiment
+    assert experiments.resolve("plain_ebm", "tiny", 0).energy.beta == 0.0
+    cfg = experiments.resolve("plain_ebm", "tiny", 0, {"energy.beta": 0.5, "sgld.steps": 3})
+    assert (cfg.energy.beta, cfg.sgld.steps) == (0.5, 3)
+
+
+@pytest.mark.parametrize("ablation", [e for e in EXPERIMENTS if e != "baseline"])
+@pytest.mark.parametrize("profile", ["tiny", "paper"])
+def test_ablation_differs_from_baseline_only_in_the_keys_it_names(experiments, ablation, profile):
+    named = _flat({k: v for k, v in experiments.experiments[ablation].items() if k != "description"})
+    base = _flat(experiments.resolve("baseline", profile, 0).hashed_dict())
+    other = _flat(experiments.resolve(ablation, profile, 0).hashed_dict())
+    differing = {key for key in base if base[key] != other[key]}
+    assert differing == set(named) | {"experiment"}
+    for key, value in named.items():
+        assert other[key] == value
+
+
+def test_config_hash_tracks_the_math_not_the_runtime(experiments):
+    base = experiments.resolve("baseline", "tiny", 0)
+    assert base.config_hash == experiments.resolve("baseline", "tiny", 0).config_hash
+    assert len(base.config_hash) == 12
+    runtime_only = experiments.resolve("baseline", "tiny", 0, {"runtime.device": "cuda", "runtime.checkpoint_every": 7})
+    assert runtime_only.config_hash == base.config_hash
+    assert experiments.resolve("baseline", "tiny", 1).config_hash != base.config_hash
+    assert experiments.resolve("baseline", "tiny", 0, {"sgld.noise": 0.002}).config_hash != base.config_hash
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"sgld.stepz": 3}, "--set: sgld.stepz: unknown key (did you mean sgld.steps?)"),
+        ({"sgld.steps": "sixty"}, "--set: sgld.steps: input should be a valid integer, got 'sixty'"),
+        ({"train.batch_size": 1.5}, "--set: train.batch_size: input should be a valid integer, got 1.5"),
+        ({"crl.method": "dino"}, "--set: crl.method: input should be 'simclr', 'moco', 'byol', 'mae' or 'none'"),
+    ],
+)
+def test_bad_overrides_name_the_key(experiments, overrides, message):
+    with pytest.raises(UserError) as err:
+        experiments.resolve("baseline", "tiny", 0, overrides)
+    assert str(err.value).startswith(message)
+
+
+def test_unknown_experiment_and_profile(experiments):
+    with pytest.raises(UserError, match="unknown experiment 'bsaeline'"):
+        experiments.resolve("bsaeline", "tiny", 0)
+    with pytest.raises(UserError, match="unknown profile 'huge'"):
+        experiments.resolve("baseline", "huge", 0)
+
+
+def test_typo_in_file_names_file_table_and_key(tmp_path):
+    path = _write_config(tmp_path, lambda t: t.replace('crl.method = "byol"', 'crl.metod = "byol"'))
+    with pytest.raises(UserError) as err:
+        ExperimentsFile(path).resolve("byol", "tiny", 0)
+    assert str(err.value) == f"{path} [experiments.byol]: crl.metod: unknown key (did you mean crl.method?)"
+
+
+def test_wrong_type_in_file_names_its_table(tmp_path):
+    path = _write_config(tmp_path, lambda t: t.replace("sgld.steps = 20", 'sgld.steps = "20"'))
+    with pytest.raises(UserError) as err:
+        ExperimentsFile(path).resolve("baseline", "tiny", 0)
+    assert str(err.value).startswith(f"{path} [profiles.tiny]: sgld.steps: input should be a valid integer")
+
+
+def test_parse_overrides_reads_toml_values():
+    assert parse_overrides("sgld.steps=20 ebm.channels=[8,16] data.dataset=cifar10 energy.beta=0.5") == {
+        "sgld.steps": 20,
+        "ebm.channels": [8, 16],
+        "data.dataset": "cifar10",
+        "energy.beta": 0.5,
+    }
+    assert parse_overrides(["a.b=true", 'c.d="x y"']) == {"a.b": True, "c.d": "x y"}
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        parse_overrides("sgld.steps")
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["local", "--exp", "baseline", "--set", "sgld.stepz=3"], "error: --set: sgld.stepz: unknown key"),
+        (["local", "--exp", "nope"], "error: experiments.toml: unknown experiment 'nope'"),
+        (["local", "--exp", "baseline", "--profile", "huge"], "error: experiments.toml: unknown profile 'huge'"),
+        (["local", "--exp", "baseline", "--seed", "x"], "error: --seed 'x': expected an integer"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(args, expected, tmp_path):
+    result = _cli(*args, "--store", str(tmp_path / "store"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+    assert not (tmp_path / "store").exists()  # nothing half-written
+
+
+def test_cli_typo_in_config_file_is_one_line_and_exit_2(tmp_path):
+    path = _write_config(tmp_path, lambda t: t.replace("sgld.steps = 20", "sgld.stepz = 20"))
+    result = _cli("local", "--exp", "baseline", "--config", str(path), "--store", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {path} [profiles.tiny]: sgld.stepz: unknown key (did you mean sgld.steps?)"
+    )
+
+
+def test_cli_list_shows_the_matrix():
+    result = _cli("list")
+    assert result.returncode == 0
+    for name in [*EXPERIMENTS, "tiny", "paper"]:
+        assert name in result.stdout

@@ -1,0 +1,134 @@
+"""End-to-end runs of `python -m runner local`: a complete run directory, determinism, refusals, divergence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from runs import load_checkpoint_state, local_args, result_metrics, run_cli
+
+from runner.clel.train import Trainer
+from runner.config import ExperimentsFile
+from runner.data import load_digits
+from runner.errors import Diverged
+
+
+@pytest.fixture(scope="module")
+def three_iterations(tmp_path_factory):
+    store = tmp_path_factory.mktemp("store")
+    result = run_cli(*local_args(str(store), iterations=3))
+    assert result.returncode == 0, result.stderr
+    return store / "baseline-tiny-s0", result
+
+
+def test_three_iteration_run_writes_a_complete_run_directory(three_iterations):
+    run_dir, process = three_iterations
+    for name in ("config.json", "metrics.jsonl", "samples.png", "result.json", "ckpt/LATEST"):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    result = json.loads((run_dir / "result.json").read_text())
+    assert set(result) >= {
+        "experiment",
+        "profile",
+        "seed",
+        "config_hash",
+        "iterations",
+        "wall_s",
+        "device",
+        "fid",
+        "fid_features",
+        "fid_init",
+        "auroc",
+    }
+    assert (result["experiment"], result["profile"], result["seed"], result["iterations"]) == ("baseline", "tiny", 0, 3)
+    assert result["fid_features"] == "digits-cnn"
+    assert result["fid"] > 0 and result["fid_init"] > 0
+    assert set(result["auroc"]) == {"uniform_noise", "inverted", "interpolation"}
+    for scores in result["auroc"].values():
+        assert 0 <= scores["marginal"] <= 1 and 0 <= scores["joint"] <= 1
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config_hash"] == result["config_hash"]
+    latest = json.loads((run_dir / "ckpt/LATEST").read_text())
+    assert latest["step"] == 3 and (run_dir / latest["key"].split("/", 1)[1]).is_file()
+    state = load_checkpoint_state((run_dir / latest["key"].split("/", 1)[1]).read_bytes())
+    assert state["step"] == 3
+    assert {"ebm", "ema_ebm", "crl", "ema_crl", "ebm_optimizer", "crl_optimizer", "buffer", "rng"} <= set(state)
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3]
+    assert "baseline-tiny-s0: fid" in process.stdout
+
+
+def test_same_seed_gives_identical_result_metrics(three_iterations, tmp_path):
+    run_dir, _ = three_iterations
+    again = run_cli(*local_args(str(tmp_path), iterations=3))
+    assert again.returncode == 0, again.stderr
+    first = result_metrics((run_dir / "result.json").read_text())
+    second = result_metrics((tmp_path / "baseline-tiny-s0" / "result.json").read_text())
+    assert first == second
+
+
+def test_rerun_of_a_finished_run_resumes_without_training(three_iterations):
+    run_dir, _ = three_iterations
+    before = (run_dir / "ckpt/LATEST").read_text()
+    again = run_cli(*local_args(str(run_dir.parent), iterations=3))
+    assert again.returncode == 0, again.stderr
+    assert "resumed baseline-tiny-s0 at step 3" in again.stdout + again.stderr
+    assert (run_dir / "ckpt/LATEST").read_text() == before
+
+
+def test_changed_config_under_the_same_run_id_is_refused(three_iterations):
+    run_dir, _ = three_iterations
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    changed = run_cli(*local_args(str(run_dir.parent), iterations=3, extra="sgld.noise=0.002"))
+    assert changed.returncode == 2
+    lines = changed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "changed: sgld.noise" in lines[0], changed.stderr
+    assert sorted(p.name for p in run_dir.rglob("*")) == before
+
+
+def test_bad_ood_file_stops_before_training(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((4, 16, 16, 3), dtype=np.float32))
+    result = run_cli(*local_args(str(tmp_path / "store"), iterations=3), "--ood", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"error: --ood {bad}: 'x' must be uint8")
+    assert not (tmp_path / "store" / "baseline-tiny-s0").exists()
+
+
+def test_extra_ood_file_gets_its_own_auroc(tmp_path):
+    extra = tmp_path / "blank.npz"
+    np.savez(extra, x=np.full((50, 8, 8, 1), 255, dtype=np.uint8))
+    result = run_cli(*local_args(str(tmp_path / "store"), iterations=2), "--ood", str(extra))
+    assert result.returncode == 0, result.stderr
+    auroc = json.loads((tmp_path / "store" / "baseline-tiny-s0" / "result.json").read_text())["auroc"]
+    assert set(auroc) == {"uniform_noise", "inverted", "interpolation", "blank"}
+
+
+def test_non_finite_energy_stops_with_the_step_and_term_and_no_update():
+    cfg = ExperimentsFile().resolve("baseline", "tiny", 0, {"sgld.steps": 2, "train.batch_size": 8})
+    trainer = Trainer(cfg, load_digits(16), torch.device("cpu"))
+    trainer.train_step()
+    with torch.no_grad():
+        trainer.ebm.head[0].weight[0, 0] = float("inf")
+    before = {k: v.clone() for k, v in trainer.ebm.state_dict().items()}
+    with pytest.raises(Diverged, match=r"^step 2: loss_ebm is nan"):
+        trainer.train_step()
+    after = trainer.ebm.state_dict()
+    assert all(torch.equal(before[k], after[k]) or k.endswith(("_u", "_v")) for k in before)
+    assert trainer.step == 1
+
+
+def test_cli_diverged_exit_code_3_keeps_the_last_good_checkpoint(tmp_path):
+    # An absurd learning rate makes the energies overflow within a few steps.
+    result = run_cli(
+        *local_args(str(tmp_path), iterations=40, extra="train.ebm_optimizer.lr=1e30 runtime.checkpoint_every=1")
+    )
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("diverged: step ") and " is " in line
+    failed_step = int(line.split()[2].rstrip(":"))
+    latest = json.loads((tmp_path / "baseline-tiny-s0" / "ckpt" / "LATEST").read_text())
+    assert latest["step"] == failed_step - 1
+    state = load_checkpoint_state((tmp_path / latest["key"]).read_bytes())
+    assert all(torch.isfinite(v).all() for v in state["ebm"].values() if v.is_floating_point())
+    assert not (tmp_path / "baseline-tiny-s0" / "result.json").exists()
