@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
 from runner.cluster_cli import ClusterCommands
+from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
 from runner.errors import UserError
 from runner.report_cli import ReportCommands
 

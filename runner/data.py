@@ -125,13 +125,19 @@ def load_npz_images(path: str, image_size: int) -> torch.Tensor:
     if not file.is_file():
         raise UserError(f"--ood {path}: no such file")
     try:
-        with np.load(file) as archive:
-            if "x" not in archive:
-                raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
-            x = archive["x"]
+        archive = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise UserError(f"--ood {path}: not a readable .npz file ({err})") from None
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
+    with archive:
+        if "x" not in archive.files:
+            raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
+        try:
+            x = archive["x"]
+        except ValueError as err:
+            raise UserError(f"--ood {path}: 'x' is not a plain array ({err})") from None
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or x.size == 0:
         raise UserError(f"--ood {path}: 'x' must be uint8 N x H x W x C with C 1 or 3, got {x.dtype} {tuple(x.shape)}")
     images = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
     if images.shape[1] == 1:

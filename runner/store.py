@@ -250,7 +250,7 @@ class RunStore:
         for old in self.store.list(self.key(CKPT_PREFIX)):
             # Newer objects not named by LATEST may be another writer's, about to be promoted: left alone.
             old_step = _step_of(old)
-            if old not in kept and old_step is not None and old_step < step:
+            if old not in kept and old_step is not None and old_step <= step:
                 self.store.delete(old)
         return key
 

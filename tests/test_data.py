@@ -310,10 +310,6 @@ def test_npz_bad_input_is_user_error_naming_file(tmp_path, case):
     assert "\n" not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a .npy file (np.save) reaches `with np.load(...)` as an ndarray -> TypeError, not UserError",
-)
 def test_npz_given_a_npy_file_is_user_error(tmp_path):
     path = tmp_path / "images.npy"
     np.save(path, np.zeros((2, 8, 8, 1), dtype=np.uint8))
@@ -321,9 +317,6 @@ def test_npz_given_a_npy_file_is_user_error(tmp_path):
         load_npz_images(str(path), 16)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: 'x' of shape N x 0 x W x C passes the checks and F.interpolate raises RuntimeError"
-)
 def test_npz_zero_height_is_user_error(tmp_path):
     path = save(tmp_path / "flat.npz", x=np.zeros((2, 0, 8, 1), dtype=np.uint8))
     with pytest.raises(UserError, match=path):

@@ -276,6 +276,11 @@ def test_corrupted_latest_checkpoint_falls_back(backend):
     latest = raw.assert_latest_complete()
     assert [latest["step"], *(entry["step"] for entry in latest["history"])] == [25, 20, 10]
     assert RunStore(store, RUN).load_checkpoint() == payload(25, salt="resumed")
+    assert keys[30] in raw.checkpoints()  # above LATEST's step: left alone for now
+    resumed.save_checkpoint(30, payload(30, salt="resumed"))
+    latest = raw.assert_latest_complete()
+    assert raw.checkpoints() == sorted(entry["key"] for entry in [latest, *latest["history"]])
+    assert keys[30] not in raw.checkpoints()
 
 
 def test_missing_latest_checkpoint_falls_back(backend):

@@ -21,7 +21,48 @@ def build_method(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]
         s = crl.simclr
         backbone = ResNet18Backbone(crl.backbone_width, mean, std)
         return SimCLR(backbone, augment, s.projector_hidden, s.latent_dim, s.temperature)
-    raise UserError(f"crl.method = {crl.method}: not implemented yet")
+    if crl.method == "moco":
+        from runner.clel.crl.moco import MoCo
+
+        m = crl.moco
+        backbone = ResNet18Backbone(crl.backbone_width, mean, std)
+        return MoCo(
+            backbone,
+            augment,
+            m.projector_hidden,
+            m.latent_dim,
+            m.temperature,
+            m.queue_size,
+            m.momentum_start,
+            m.momentum_end,
+        )
+    if crl.method == "byol":
+        from runner.clel.crl.byol import BYOL
+
+        b = crl.byol
+        backbone = ResNet18Backbone(crl.backbone_width, mean, std)
+        return BYOL(
+            backbone, augment, b.projector_hidden, b.predictor_hidden, b.latent_dim, b.momentum_start, b.momentum_end
+        )
+    if crl.method == "mae":
+        from runner.clel.crl.mae import MAE
+
+        a = crl.mae
+        size = cfg.data.image_size
+        return MAE(
+            augment,
+            size,
+            a.patch_size,
+            a.width,
+            a.depth,
+            a.heads,
+            a.decoder_width,
+            a.decoder_depth,
+            a.mask_ratio,
+            mean,
+            std,
+        )
+    raise UserError(f"crl.method = {crl.method}: not implemented")
 
 
 def method_optimizer_config(cfg: RunConfig):

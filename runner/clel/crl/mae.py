@@ -1,0 +1,118 @@
+"""MAE: a ViT encoder sees 25% of the patches, a light decoder reconstructs the masked ones (normalised pixels)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from runner.clel.crl.base import CRLOutput, SelfSupervisedMethod
+from runner.clel.networks import Normalize
+from runner.errors import UserError
+
+
+def sincos_position_embedding(width: int, grid: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embedding, grid*grid x width (half the channels per axis)."""
+    if width % 4:
+        raise UserError(f"crl.mae: widths must be multiples of 4 for the position embedding, got {width}")
+    quarter = width // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    parts = []
+    for axis in (ys, xs):
+        angles = axis.reshape(-1, 1).double() * omega
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=1).float()
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """B x C x H x W -> B x (H/p * W/p) x (p * p * C), patches in row-major order."""
+    b, c, h, w = images.shape
+    x = images.reshape(b, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch) * (w // patch), patch * patch * c)
+
+
+def random_masking(batch: int, patches: int, keep: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample random subsets: (indices of the kept patches B x keep, boolean mask B x patches, True = masked)."""
+    order = torch.rand(batch, patches, device=device).argsort(dim=1)
+    kept = order[:, :keep]
+    mask = torch.ones(batch, patches, dtype=torch.bool, device=device)
+    mask.scatter_(1, kept, False)
+    return kept, mask
+
+
+def masked_patch_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE against per-patch normalised target pixels, averaged over the masked patches only."""
+    mean = target.mean(dim=-1, keepdim=True)
+    var = target.var(dim=-1, keepdim=True)
+    target = (target - mean) / (var + 1e-6).sqrt()
+    per_patch = (prediction - target).pow(2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum()
+
+
+def _transformer(width: int, depth: int, heads: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(width), enable_nested_tensor=False)
+
+
+class MAE(SelfSupervisedMethod):
+    """Masked autoencoder on a ViT; latent = normalised mean of the encoder's patch tokens (no masking)."""
+
+    def __init__(
+        self,
+        augment: nn.Module,
+        image_size: int,
+        patch_size: int,
+        width: int,
+        depth: int,
+        heads: int,
+        decoder_width: int,
+        decoder_depth: int,
+        mask_ratio: float,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ):
+        super().__init__()
+        if image_size % patch_size:
+            raise UserError(f"crl.mae.patch_size = {patch_size} does not divide data.image_size = {image_size}")
+        grid = image_size // patch_size
+        self.patch_size, self.patches = patch_size, grid * grid
+        self.keep = max(1, round(self.patches * (1 - mask_ratio)))
+        self.latent_dim = width
+        self.augment = augment
+        self.normalize = Normalize(mean, std)
+        self.embed = nn.Conv2d(3, width, patch_size, stride=patch_size)
+        self.register_buffer("position", sincos_position_embedding(width, grid))
+        self.encoder = _transformer(width, depth, heads)
+        self.decoder_embed = nn.Linear(width, decoder_width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
+        self.register_buffer("decoder_position", sincos_position_embedding(decoder_width, grid))
+        self.decoder = _transformer(decoder_width, decoder_depth, max(1, heads // 2))
+        self.head = nn.Linear(decoder_width, patch_size * patch_size * 3)
+        nn.init.normal_(self.mask_token, std=0.02)
+        nn.init.xavier_uniform_(self.embed.weight.view(width, -1))
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings plus positions, B x patches x width."""
+        return self.embed(self.normalize(x)).flatten(2).transpose(1, 2) + self.position
+
+    @torch.no_grad()
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.encoder(self.tokens(x)).mean(dim=1), dim=1)
+
+    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted pixels of every patch B x patches x p*p*3, mask B x patches) for one random masking."""
+        tokens = self.tokens(x)
+        b, n, width = tokens.shape
+        kept, mask = random_masking(b, n, self.keep, x.device)
+        visible = torch.gather(tokens, 1, kept.unsqueeze(-1).expand(-1, -1, width))
+        encoded = self.decoder_embed(self.encoder(visible))
+        full = self.mask_token.expand(b, n, -1).clone()
+        full = full.scatter(1, kept.unsqueeze(-1).expand(-1, -1, full.shape[-1]), encoded)
+        return self.head(self.decoder(full + self.decoder_position)), mask
+
+    def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
+        view = self.augment(x)
+        prediction, mask = self.reconstruct(view)
+        loss = masked_patch_loss(prediction, patchify(view, self.patch_size), mask)
+        return CRLOutput(loss, self.latent(view))
