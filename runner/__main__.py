@@ -3,6 +3,8 @@
 import sys
 
 import fire
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
 
 from runner import cli
 from runner.errors import (
@@ -13,6 +15,7 @@ from runner.errors import (
     Preempted,
     UserError,
 )
+from runner.store import PointerConflict
 
 
 def main() -> int:
@@ -22,6 +25,12 @@ def main() -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except PointerConflict as err:
+        print(f"error: {err}: another process writes this run; this one stopped", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (BotoCoreError, ClientError, Boto3Error) as err:
+        print(f"store unavailable: {err}; the run resumes from its last checkpoint when started again", file=sys.stderr)
+        return EXIT_PREEMPTED
     except Diverged as err:
         print(f"diverged: {err}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,11 @@ from runner.evaluate import evaluate
 from runner.store import CheckpointError, RunStore, open_store
 
 LOG_FILES = ("metrics.jsonl",)
+
+
+def log_line(message: str) -> None:
+    """A progress message on stderr, flushed at once (pods' logs are not terminals)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,7 +152,7 @@ def restore(run: RunStore, trainer: Trainer, log: Callable[[str], None]) -> floa
     return float(state.get("wall_s", 0.0))
 
 
-def execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+def execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None] = log_line) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; returns result.json's content."""
     with handle_sigterm() as sigterm:
         return _execute(cfg, store_uri, log, sigterm)
