@@ -141,3 +141,21 @@ class Commands(ReportCommands, ClusterCommands):
             config,
         )
         _print_result(execute(cfg, store))
+
+    def bench(
+        self,
+        config: str = "ref32",
+        iterations: int = 5,
+        plain: bool = False,
+        device: str = "cpu",
+        bf16: bool = False,
+        warmup: int = 1,
+        set: Any = None,  # noqa: A002
+    ) -> None:
+        """Time training iterations of ref32|tiny|paper on synthetic data; prints one JSON line.
+
+        --plain runs the same math with every optimization off; --bf16 autocasts (changes numerics).
+        """
+        from runner.bench import bench
+
+        print(bench(config, iterations, plain, device, bf16, warmup, parse_overrides(set)))

@@ -134,6 +134,7 @@ class TrainConfig(Section):
     batch_size: int = Field(ge=2)
     ema_half_life_samples: float = Field(gt=0)
     ebm_optimizer: OptimizerConfig
+    precision: Literal["fp32", "bf16"]  # bf16 = autocast for the networks (changes numerics; energies in fp32)
 
 
 class EvalConfig(Section):
@@ -158,6 +159,7 @@ class RuntimeConfig(Section):
     download: bool
     ood_files: list[str]
     progress: bool
+    optimized: bool  # channels-last, spectral norm computed once per SGLD chain, frozen weights; same math
 
 
 class RunConfig(Section):

@@ -44,7 +44,8 @@ def generate_samples(trainer: Trainer, start: torch.Tensor, passes: int, batch: 
     buffer, count = start.clone(), len(start)
     energy_fn = trainer.marginal_energy_fn(trainer.ema_ebm)
     total = passes * ((count + batch - 1) // batch)
-    with parametrize.cached(), tqdm(total=total, desc="sampling", disable=not progress, leave=False) as bar:
+    bar = tqdm(total=total, desc="sampling", disable=not progress, leave=False)
+    with trainer.sampling(trainer.ema_ebm), bar:
         for _ in range(passes):
             for start in range(0, count, batch):
                 chunk = buffer[start : start + batch]

@@ -3,6 +3,8 @@
 import copy
 import math
 import random
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +150,12 @@ class Trainer:
         self.ema_decay = 0.5 ** (batch / cfg.train.ema_half_life_samples)
         self.ema_start = cfg.train.ema_half_life_samples / batch
         self.step = 0
+        self.optimized = cfg.runtime.optimized
+        if self.optimized:
+            for module in (self.ebm, self.ema_ebm, self.crl, self.ema_crl):
+                if module is not None:
+                    module.to(memory_format=torch.channels_last)
+            self.sampler.buffer = self.sampler.buffer.contiguous(memory_format=torch.channels_last)
 
     @property
     def uses_generated_negatives(self) -> bool:
@@ -156,22 +164,49 @@ class Trainer:
     def data_batch(self, step: int) -> torch.Tensor:
         """The step's training batch as floats in [0, 1] (dequantised if configured)."""
         images = self.train_images[self.order.indices(step).to(self.device)]
-        return dequantize(images) if self.cfg.data.dequantize else to_unit_float(images)
+        x = dequantize(images) if self.cfg.data.dequantize else to_unit_float(images)
+        return x.contiguous(memory_format=torch.channels_last) if self.optimized else x
+
+    def autocast(self):
+        """bf16 autocast when train.precision = bf16 (it changes numerics), else nothing."""
+        enabled = self.cfg.train.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def marginal_energy_fn(self, ebm: EnergyNet):
         """x -> E(x) for SGLD; skips the projector when the marginal does not need it."""
         if self.energy.marginal_needs_projector:
-            return lambda x: self.energy.marginal(*ebm(x))
-        return lambda x: self.energy.marginal(ebm.features(x))
+            energy = lambda x: self.energy.marginal(*ebm(x))  # noqa: E731
+        else:
+            energy = lambda x: self.energy.marginal(ebm.features(x))  # noqa: E731
+        optimized = self.optimized
+
+        def energy_fn(x: torch.Tensor) -> torch.Tensor:
+            if optimized:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                return energy(x)
+
+        return energy_fn
+
+    @contextmanager
+    def sampling(self, ebm: EnergyNet) -> Iterator[None]:
+        """Eval mode for SGLD (no spectral-norm power iteration); optimized: weights normalised once, frozen."""
+        was_training = ebm.training
+        ebm.eval()
+        with ExitStack() as stack:
+            if self.optimized:
+                stack.enter_context(parametrize.cached())
+                frozen = [p for p in ebm.parameters() if p.requires_grad]
+                for p in frozen:
+                    p.requires_grad_(False)
+                stack.callback(lambda: [p.requires_grad_(True) for p in frozen])
+            yield
+        ebm.train(was_training)
 
     def sample_negatives(self, batch_size: int) -> torch.Tensor:
-        """SGLD from the replay buffer with the current EBM (eval mode: no spectral-norm power iteration)."""
-        self.ebm.eval()
-        try:
-            with parametrize.cached():
-                return self.sampler.sample(self.marginal_energy_fn(self.ebm), batch_size)
-        finally:
-            self.ebm.train()
+        """SGLD from the replay buffer with the current EBM."""
+        with self.sampling(self.ebm):
+            return self.sampler.sample(self.marginal_energy_fn(self.ebm), batch_size)
 
     def train_step(self) -> StepMetrics:
         """One iteration: negatives by SGLD, L_ebm + L_crl, both optimizer steps, schedules, EMA."""
@@ -179,13 +214,15 @@ class Trainer:
         x = self.data_batch(step)
         x_neg = self.sample_negatives(batch)
         self.ebm.train()
-        f, u = self.ebm(torch.cat([x, x_neg]))
+        with self.autocast():
+            f, u = self.ebm(torch.cat([x, x_neg]))
         f_data, f_neg = f.split(batch)
         u_data, u_neg = u.split(batch)
         if self.crl is not None:
             self.crl.train()
             negatives = F.normalize(u_neg.detach(), dim=1) if self.uses_generated_negatives else None
-            crl_out = self.crl.loss(x, negatives)
+            with self.autocast():
+                crl_out = self.crl.loss(x, negatives)
             loss_crl, z = crl_out.loss, crl_out.latent
         else:
             loss_crl, z = torch.zeros((), device=self.device), torch.zeros_like(u_data)

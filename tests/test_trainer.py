@@ -1,0 +1,227 @@
+"""The trainer with every experiment: the EBM's projector follows the method's latent_dim, the plain-EBM control,
+the coupled energy in training, and exact resume of each method's state (DESIGN 3.2, 3.3, 3.5)."""
+
+import copy
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from runs import assert_states_equal
+
+from runner.clel.crl.momentum import cosine_momentum
+from runner.clel.train import StepMetrics, Trainer
+from runner.clel.vmf import log_vmf_normalizer
+from runner.config import ExperimentsFile
+from runner.data import load_digits
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments.toml"
+ALL_EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"]
+SMALL = {"sgld.steps": 2, "train.batch_size": 8, "sgld.buffer_size": 32, "crl.moco.queue_size": 32}
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def experiments() -> ExperimentsFile:
+    return ExperimentsFile(EXPERIMENTS)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_digits(16)
+
+
+def trainer(experiments, data, experiment: str, overrides: dict | None = None) -> Trainer:
+    return Trainer(experiments.resolve(experiment, "tiny", 0, SMALL | (overrides or {})), data, CPU)
+
+
+# --- the projector follows the method ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "experiment,overrides,latent_dim",
+    [
+        ("baseline", {"crl.simclr.latent_dim": 48}, 48),
+        ("moco", {"crl.moco.latent_dim": 40}, 40),
+        ("byol", {"crl.byol.latent_dim": 24}, 24),
+        ("mae", {}, 64),  # the tiny MAE's width
+        ("mae", {"crl.mae.width": 32}, 32),
+    ],
+)
+def test_ebm_projector_output_follows_the_methods_latent_dim(experiments, data, experiment, overrides, latent_dim):
+    t = trainer(experiments, data, experiment, overrides)
+    assert t.cfg.crl.latent_dim == latent_dim
+    if experiment == "mae":
+        assert t.cfg.crl.mae.width == latent_dim
+    assert t.crl.latent_dim == latent_dim
+    assert t.ebm.projector[-1].out_features == latent_dim
+    assert t.ema_ebm.projector[-1].out_features == latent_dim
+    assert t.energy.latent_dim == latent_dim
+    x = t.data_batch(0)
+    f, u = t.ebm(x)
+    assert u.shape == (8, latent_dim) and t.crl.latent(x).shape == (8, latent_dim)
+    metrics = t.train_step()  # the joint energy pairs u with the method's z
+    assert torch.isfinite(torch.tensor(dataclasses.astuple(metrics))).all()
+
+
+# --- plain_ebm: the control without latent guidance -------------------------------------------
+
+
+def test_plain_ebm_has_no_encoder_and_its_joint_energy_is_its_marginal(experiments, data):
+    t = trainer(experiments, data, "plain_ebm")
+    assert t.cfg.crl.method == "none"
+    assert t.crl is None and t.ema_crl is None
+    assert t.cfg.energy.beta == 0.0 and t.energy.beta == 0.0
+    assert not t.uses_generated_negatives
+    assert not t.energy.marginal_needs_projector
+    metrics = [t.train_step() for _ in range(2)]
+    for m in metrics:
+        assert m.loss_crl == 0.0
+        assert m.loss == m.loss_ebm
+        assert m.latent_alignment == 0.0
+    assert t.step == 2
+    state = t.state_dict()
+    assert not {"crl", "ema_crl", "crl_optimizer", "crl_schedule"} & set(state)
+    with torch.no_grad():
+        f, u = t.ebm(t.data_batch(2))
+    for z in (torch.zeros_like(u), F.normalize(torch.randn_like(u), dim=1), torch.randn_like(u)):
+        assert torch.equal(t.energy.joint(f, u, z), t.energy.marginal(f, u))
+    assert torch.equal(t.energy.marginal(f, u), 0.5 * f.pow(2).sum(dim=1))
+
+
+# --- the coupled energy in training ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "experiment,split,needs_projector", [("no_norm_split", False, True), ("baseline", True, False)]
+)
+def test_coupled_energy_in_the_trainer(experiments, data, experiment, split, needs_projector):
+    t = trainer(experiments, data, experiment)
+    assert t.cfg.energy.norm_direction_split is split
+    assert t.energy.norm_direction_split is split
+    assert t.energy.marginal_needs_projector is needs_projector
+    ebm = copy.deepcopy(t.ebm).eval()  # eval: no spectral-norm power iteration, every call the same network
+    with torch.no_grad():
+        ebm.projector[-1].weight.mul_(1e6)  # beta ||u|| of order 0.1, so that log Phi_d(beta ||u||) shows
+    calls = []
+    ebm.projector.register_forward_hook(lambda *_: calls.append(1))
+    x = t.data_batch(0)
+    with torch.no_grad():
+        sgld_energy = t.marginal_energy_fn(ebm)(x)  # what SGLD descends
+        assert len(calls) == int(needs_projector)
+        f, u = ebm(x)
+    kappa = t.cfg.energy.beta * u.norm(dim=1)
+    assert kappa.min() > 0.01
+    norm_part = 0.5 * f.pow(2).sum(dim=1)
+    assert torch.equal(sgld_energy, t.energy.marginal(f, u))
+    if needs_projector:
+        torch.testing.assert_close(sgld_energy, norm_part - log_vmf_normalizer(kappa, u.shape[1]))
+        assert (sgld_energy - norm_part).abs().min() > 0  # the -log Phi_d(beta ||u||) term is there
+    else:
+        assert torch.equal(sgld_energy, norm_part)
+    assert torch.isfinite(torch.tensor(dataclasses.astuple(t.train_step()))).all()
+
+
+# --- methods inside the trainer ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("experiment,expected", [("baseline", True), ("moco", True), ("byol", False), ("mae", False)])
+def test_generated_negatives_only_where_the_method_has_negatives(experiments, data, experiment, expected):
+    assert trainer(experiments, data, experiment).uses_generated_negatives is expected
+    off = trainer(experiments, data, experiment, {"crl.use_generated_negatives": False})
+    assert off.uses_generated_negatives is False
+
+
+def test_trainer_calls_on_step_with_training_progress(experiments, data):
+    t = trainer(experiments, data, "byol", {"train.iterations": 2})
+    t.train_step()
+    assert t.crl.momentum == pytest.approx(cosine_momentum(0.99, 1.0, 0.5), abs=1e-12) == pytest.approx(0.995)
+    t.train_step()
+    assert t.crl.momentum == 1.0
+
+
+# --- exact resume ------------------------------------------------------------------------------
+
+
+METHOD_STATE = {
+    "baseline": ["backbone.", "projector."],
+    "byol": ["target_backbone.", "target_projector.", "predictor."],
+    "moco": ["queue", "queue_position", "key_backbone.", "key_projector."],
+    "mae": ["decoder.", "decoder_embed.", "mask_token", "head."],
+    "no_norm_split": ["backbone.", "projector."],
+    "plain_ebm": [],
+}
+
+
+def round_trip(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, map_location="cpu", weights_only=True)
+
+
+def modules(t: Trainer) -> dict[str, torch.nn.Module]:
+    named = {"ebm": t.ebm, "ema_ebm": t.ema_ebm}
+    if t.crl is not None:
+        named |= {"crl": t.crl, "ema_crl": t.ema_crl}
+    return named
+
+
+def assert_trainers_equal(a: Trainer, b: Trainer) -> None:
+    assert a.step == b.step
+    for name, module in modules(a).items():
+        other = modules(b)[name]
+        pa, pb = dict(module.named_parameters()), dict(other.named_parameters())
+        assert pa.keys() == pb.keys()
+        for key in pa:
+            assert torch.equal(pa[key], pb[key]), f"{name}.{key}"
+        ba, bb = dict(module.named_buffers()), dict(other.named_buffers())
+        assert ba.keys() == bb.keys()
+        for key in ba:
+            assert torch.equal(ba[key], bb[key]), f"{name}.{key}"
+    assert_states_equal(a.ebm_optimizer.state_dict(), b.ebm_optimizer.state_dict(), "ebm_optimizer")
+    assert a.ebm_schedule.state_dict() == b.ebm_schedule.state_dict()
+    if a.crl is not None:
+        assert_states_equal(a.crl_optimizer.state_dict(), b.crl_optimizer.state_dict(), "crl_optimizer")
+        assert a.crl_schedule.state_dict() == b.crl_schedule.state_dict()
+    assert torch.equal(a.sampler.buffer, b.sampler.buffer)
+    assert_states_equal(a.state_dict(), b.state_dict())  # everything a checkpoint holds, the RNG states included
+
+
+@pytest.mark.parametrize("experiment", ALL_EXPERIMENTS)
+def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
+    cfg = experiments.resolve(experiment, "tiny", 0, SMALL)
+    straight = Trainer(cfg, data, CPU)
+    initial = {k: v.clone() for k, v in straight.state_dict().get("crl", {}).items()}
+    expected: list[StepMetrics] = [straight.train_step() for _ in range(5)]
+
+    first = Trainer(cfg, data, CPU)
+    metrics = [first.train_step() for _ in range(3)]
+    state = round_trip(first.state_dict())
+    crl_state = state.get("crl", {})
+    for prefix in METHOD_STATE[experiment]:  # the method's own state is in the checkpoint
+        assert any(key.startswith(prefix) for key in crl_state), prefix
+    if experiment == "moco":  # and it changed in training, so a resume that dropped it would show
+        assert not torch.equal(crl_state["queue"], initial["queue"])
+        assert int(crl_state["queue_position"]) == (3 * 2 * 8) % 32
+    if experiment == "byol":
+        key = next(k for k in crl_state if k.startswith("target_projector.") and k.endswith("weight"))
+        assert not torch.equal(crl_state[key], initial[key])
+
+    resumed = Trainer(cfg, data, CPU)
+    resumed.load_state_dict(state)
+    assert resumed.step == 3
+    metrics += [resumed.train_step() for _ in range(2)]
+
+    assert metrics == expected  # StepMetrics, every float bit-identical
+    assert_trainers_equal(resumed, straight)
