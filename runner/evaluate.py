@@ -8,7 +8,6 @@ import torch
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from runner.clel.sampler import sgld
 from runner.clel.train import Trainer
 from runner.data import ImageData, to_unit_float
 from runner.metrics.fid import (
@@ -39,19 +38,16 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, b
 
 
 def generate_samples(trainer: Trainer, start: torch.Tensor, passes: int, batch: int, progress: bool) -> torch.Tensor:
-    """`passes` rounds of SGLD (the training sampler's settings) over a copy of `start`, with the EMA EBM."""
-    cfg = trainer.cfg.sgld
+    """`passes` rounds of the training sampler (re-init, augmentation, SGLD) over a copy of `start`, EMA EBM."""
     buffer, count = start.clone(), len(start)
     energy_fn = trainer.marginal_energy_fn(trainer.ema_ebm)
     total = passes * ((count + batch - 1) // batch)
     bar = tqdm(total=total, desc="sampling", disable=not progress, leave=False)
     with trainer.sampling(trainer.ema_ebm), bar:
         for _ in range(passes):
-            for start in range(0, count, batch):
-                chunk = buffer[start : start + batch]
-                buffer[start : start + batch] = sgld(
-                    chunk, energy_fn, cfg.steps, cfg.step_size, cfg.noise, cfg.grad_clip
-                )
+            for first in range(0, count, batch):
+                rows = slice(first, first + batch)
+                buffer[rows] = trainer.sampler.advance(buffer[rows], energy_fn)
                 bar.update()
     return buffer
 

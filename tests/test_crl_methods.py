@@ -417,6 +417,11 @@ def test_sincos_position_embedding():
         sincos_position_embedding(30, 4)
 
 
+def test_mae_patch_size_must_divide_the_image(experiments):
+    with pytest.raises(UserError, match="does not divide"):
+        build(experiments, "mae", {"crl.mae.patch_size": 3})
+
+
 def test_mae_uses_the_fixed_position_embeddings(mae):
     assert torch.equal(mae.position, sincos_position_embedding(64, 8))
     assert torch.equal(mae.decoder_position, sincos_position_embedding(64, 8))
@@ -530,3 +535,17 @@ def test_latents_are_unit_norm_and_gradient_free(experiments, name, cls):
     assert out.latent.shape == (5, method.latent_dim)
     assert not out.latent.requires_grad and out.latent.grad_fn is None
     torch.testing.assert_close(out.latent.norm(dim=1), torch.ones(5), rtol=0, atol=1e-5)
+
+
+# --- bf16 autocast (train.precision = "bf16") --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["simclr", "byol", "moco", "mae"])
+def test_loss_under_bf16_autocast(experiments, name):
+    method = build(experiments, name, {"crl.moco.queue_size": 32})
+    method.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method.loss(images(4, seed=20), None)
+    assert torch.isfinite(out.loss.float())
+    torch.testing.assert_close(out.latent.float().norm(dim=1), torch.ones(4), rtol=0, atol=1e-2)
+    assert all(b.dtype in (torch.float32, torch.long) for b in method.buffers())  # the queue stays float32

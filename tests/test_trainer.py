@@ -200,8 +200,10 @@ def assert_trainers_equal(a: Trainer, b: Trainer) -> None:
 
 @pytest.mark.parametrize("experiment", ALL_EXPERIMENTS)
 def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
-    cfg = experiments.resolve(experiment, "tiny", 0, SMALL)
+    # a short EMA half-life: the EMA copies average from step 2 on (before that they copy), so they carry state
+    cfg = experiments.resolve(experiment, "tiny", 0, SMALL | {"train.ema_half_life_samples": 16.0})
     straight = Trainer(cfg, data, CPU)
+    assert straight.ema_start == 2 and 0 < straight.ema_decay < 1
     initial = {k: v.clone() for k, v in straight.state_dict().get("crl", {}).items()}
     expected: list[StepMetrics] = [straight.train_step() for _ in range(5)]
 
@@ -224,4 +226,21 @@ def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
     metrics += [resumed.train_step() for _ in range(2)]
 
     assert metrics == expected  # StepMetrics, every float bit-identical
+    for name, module in modules(straight).items():  # the EMA copies lag their networks, so they are checked too
+        if name.startswith("ema_"):
+            online = modules(straight)[name[4:]]
+            params = zip(module.parameters(), online.parameters(), strict=True)
+            assert any(not torch.equal(ema, p) for ema, p in params if p.requires_grad), name
     assert_trainers_equal(resumed, straight)
+
+
+# --- train.precision = "bf16" ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("experiment", ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"])
+def test_train_step_under_bf16_precision(experiments, data, experiment):
+    t = trainer(experiments, data, experiment, {"train.precision": "bf16"})
+    for _ in range(2):
+        metrics = t.train_step()
+    assert torch.isfinite(torch.tensor(dataclasses.astuple(metrics))).all()
+    assert all(p.dtype == torch.float32 for p in t.ebm.parameters())

@@ -20,7 +20,8 @@ def sgld(
         (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)
         if grad_clip > 0:
             grad = grad.clamp(-grad_clip, grad_clip)
-        x = (x - step_size * grad + noise * torch.randn_like(x)).clamp_(0, 1).detach()
+        # noise drawn in logical (NCHW) order, so channels-last and contiguous chains see the same numbers
+        x = (x - step_size * grad + noise * torch.randn(x.shape, device=x.device)).clamp_(0, 1).detach()
     return x
 
 
@@ -32,15 +33,18 @@ class ReplaySampler:
         self.augment = augment
         self.buffer = torch.rand((cfg.buffer_size, *image_shape), device=device)
 
-    def sample(self, energy_fn: EnergyFn, batch_size: int) -> torch.Tensor:
-        """One batch of negatives x~ (detached); the buffer is updated in place."""
+    def advance(self, x: torch.Tensor, energy_fn: EnergyFn) -> torch.Tensor:
+        """One round of the chains x: re-initialise some to noise, augment, run SGLD."""
         cfg = self.cfg
-        index = torch.randperm(cfg.buffer_size, device=self.buffer.device)[:batch_size]
-        x = self.buffer[index]
-        reinit = torch.rand(batch_size, device=x.device) < cfg.reinit_prob
-        x = torch.where(reinit.view(-1, 1, 1, 1), torch.rand_like(x), x)
+        reinit = torch.rand(len(x), device=x.device) < cfg.reinit_prob
+        x = torch.where(reinit.view(-1, 1, 1, 1), torch.rand(x.shape, device=x.device), x)
         if cfg.augment:
             x = self.augment(x)
-        x = sgld(x, energy_fn, cfg.steps, cfg.step_size, cfg.noise, cfg.grad_clip)
+        return sgld(x, energy_fn, cfg.steps, cfg.step_size, cfg.noise, cfg.grad_clip)
+
+    def sample(self, energy_fn: EnergyFn, batch_size: int) -> torch.Tensor:
+        """One batch of negatives x~ (detached) from distinct random buffer rows; the buffer is updated in place."""
+        index = torch.randperm(self.cfg.buffer_size, device=self.buffer.device)[:batch_size]
+        x = self.advance(self.buffer[index], energy_fn)
         self.buffer[index] = x
         return x

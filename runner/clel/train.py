@@ -194,6 +194,7 @@ class Trainer:
         was_training = ebm.training
         ebm.eval()
         with ExitStack() as stack:
+            stack.callback(ebm.train, was_training)
             if self.optimized:
                 stack.enter_context(parametrize.cached())
                 frozen = [p for p in ebm.parameters() if p.requires_grad]
@@ -201,7 +202,6 @@ class Trainer:
                     p.requires_grad_(False)
                 stack.callback(lambda: [p.requires_grad_(True) for p in frozen])
             yield
-        ebm.train(was_training)
 
     def sample_negatives(self, batch_size: int) -> torch.Tensor:
         """SGLD from the replay buffer with the current EBM."""

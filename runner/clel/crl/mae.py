@@ -108,7 +108,7 @@ class MAE(SelfSupervisedMethod):
         visible = torch.gather(tokens, 1, kept.unsqueeze(-1).expand(-1, -1, width))
         encoded = self.decoder_embed(self.encoder(visible))
         full = self.mask_token.expand(b, n, -1).clone()
-        full = full.scatter(1, kept.unsqueeze(-1).expand(-1, -1, full.shape[-1]), encoded)
+        full = full.scatter(1, kept.unsqueeze(-1).expand(-1, -1, full.shape[-1]), encoded.to(full.dtype))
         return self.head(self.decoder(full + self.decoder_position)), mask
 
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:

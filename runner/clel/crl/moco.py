@@ -68,7 +68,7 @@ class MoCo(SelfSupervisedMethod):
         size = self.queue.shape[0]
         keys = keys[-size:]
         index = (self.queue_position + torch.arange(len(keys), device=keys.device)) % size
-        self.queue[index] = keys
+        self.queue[index] = keys.to(self.queue.dtype)
         self.queue_position.copy_((self.queue_position + len(keys)) % size)
 
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
