@@ -11,8 +11,8 @@ import torch
 from runner.clel.train import Trainer
 from runner.config import ExperimentsFile, RunConfig
 from runner.data import ImageData
+from runner.device import resolve_device
 from runner.errors import UserError
-from runner.run import resolve_device
 
 # ref32: the configuration the reference implementation was timed on (issue "Performance").
 REF32 = {

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from runner.clel.train import Trainer
 from runner.config import RunConfig
 from runner.data import load_dataset, ood_sets
+from runner.device import device_label, resolve_device
 from runner.errors import Preempted, UserError
 from runner.evaluate import evaluate
 from runner.store import CheckpointError, RunStore, open_store
@@ -36,22 +37,6 @@ LOG_FILES = ("metrics.jsonl",)
 def log_line(message: str) -> None:
     """A progress message on stderr, flushed at once (pods' logs are not terminals)."""
     print(message, file=sys.stderr, flush=True)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("runtime.device = cuda, but torch sees no CUDA device (use --device cpu)")
-    return torch.device(name)
-
-
-def device_label(device: torch.device) -> str:
-    """'cpu (N threads)' or 'cuda (<GPU name>)' for result files."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 class Sigterm:

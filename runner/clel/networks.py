@@ -5,7 +5,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-from torchvision.models.resnet import BasicBlock
 
 
 class Normalize(nn.Module):
@@ -106,8 +105,30 @@ class EnergyNet(nn.Module):
         return f, self.projector(f)
 
 
+class BasicBlock(nn.Module):
+    """ResNet's basic block: conv-BN-ReLU-conv-BN plus the (projected) input, then ReLU (as torchvision's)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
 class ResNet18Backbone(nn.Module):
-    """ResNet-18 (torchvision's BasicBlock, 2-2-2-2) with a 3x3 stride-1 stem, no max-pool, given width."""
+    """ResNet-18 (basic blocks, 2-2-2-2) with a 3x3 stride-1 stem, no max-pool, and a given width.
+
+    Written out rather than taken from torchvision: importing torchvision.models costs ~160 MB of RSS
+    (its CUDA extension) in every training process, and its ResNet class has fixed widths.
+    """
 
     def __init__(self, width: int, mean: Sequence[float], std: Sequence[float]):
         super().__init__()

@@ -128,34 +128,36 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.cfg, self.device = cfg, device
+        self.optimized = cfg.runtime.optimized
         self.train_images = data.train.to(device)
         self.order = DataOrder(len(data.train), cfg.train.batch_size, cfg.seed)
         self.energy = LatentEnergy(cfg.energy.beta, cfg.energy.norm_direction_split, cfg.crl.latent_dim)
-        self.ebm = build_ebm(cfg, data.mean, data.std).to(device)
+        self.ebm = self._place(build_ebm(cfg, data.mean, data.std))
         self.ema_ebm = copy.deepcopy(self.ebm).eval().requires_grad_(False)
-        self.crl: SelfSupervisedMethod | None = build_method(cfg, data.mean, data.std)
-        self.ema_crl: SelfSupervisedMethod | None = None
         iterations, batch = cfg.train.iterations, cfg.train.batch_size
         self.ebm_optimizer, self.ebm_schedule = build_optimizer(
             list(self.ebm.parameters()), cfg.train.ebm_optimizer, batch, iterations
         )
+        self.crl: SelfSupervisedMethod | None = build_method(cfg, data.mean, data.std)
+        self.ema_crl: SelfSupervisedMethod | None = None
         if self.crl is not None:
-            self.crl.to(device)
+            self.crl = self._place(self.crl)
             self.ema_crl = copy.deepcopy(self.crl).eval().requires_grad_(False)
             self.crl_optimizer, self.crl_schedule = build_optimizer(
                 list(self.crl.parameters()), method_optimizer_config(cfg), batch, iterations
             )
         shape = tuple(data.train.shape[1:])
         self.sampler = ReplaySampler(cfg.sgld, shape, device, StrongAugmentation(cfg.data.image_size))
+        if self.optimized:
+            self.sampler.buffer = self.sampler.buffer.contiguous(memory_format=torch.channels_last)
         self.ema_decay = 0.5 ** (batch / cfg.train.ema_half_life_samples)
         self.ema_start = cfg.train.ema_half_life_samples / batch
         self.step = 0
-        self.optimized = cfg.runtime.optimized
-        if self.optimized:
-            for module in (self.ebm, self.ema_ebm, self.crl, self.ema_crl):
-                if module is not None:
-                    module.to(memory_format=torch.channels_last)
-            self.sampler.buffer = self.sampler.buffer.contiguous(memory_format=torch.channels_last)
+
+    def _place(self, module: nn.Module) -> nn.Module:
+        """Move to the device; channels-last memory format on the optimized path."""
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.optimized else module
 
     @property
     def uses_generated_negatives(self) -> bool:
