@@ -101,11 +101,11 @@ class Commands(ReportCommands, ClusterCommands):
         --set KEY=VALUE overrides any config key by its dotted path; several in one quoted string:
         --set 'sgld.steps=20 train.batch_size=32'.
         """
-        from runner.run import execute
-
         cfg = resolve_run(
             exp, profile, seed, iterations, device, ood, set, data_root, download, checkpoint_every, config
         )
+        from runner.run import execute  # torch is imported only once the flags are known to be good
+
         _print_result(execute(cfg, store))
 
     def worker(
@@ -124,8 +124,6 @@ class Commands(ReportCommands, ClusterCommands):
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
         """The entry point of a Kubernetes Job: the same code path as `local`, progress bar off."""
-        from runner.run import execute
-
         overrides = ["runtime.progress=false", *_as_list(set)]
         cfg = resolve_run(
             exp,
@@ -140,6 +138,8 @@ class Commands(ReportCommands, ClusterCommands):
             checkpoint_every,
             config,
         )
+        from runner.run import execute  # torch is imported only once the flags are known to be good
+
         _print_result(execute(cfg, store))
 
     def bench(

@@ -22,6 +22,7 @@ def _final(store_uri: str) -> tuple[dict, dict]:
     store = open_store(store_uri)
     run = RunStore(store, RUN_ID)
     state = load_checkpoint_state(run.load_checkpoint())
+    state.pop("wall_s")
     return state, result_metrics(store.read(run.key("result.json")))
 
 
