@@ -132,3 +132,23 @@ def test_cli_diverged_exit_code_3_keeps_the_last_good_checkpoint(tmp_path):
     state = load_checkpoint_state((tmp_path / latest["key"]).read_bytes())
     assert all(torch.isfinite(v).all() for v in state["ebm"].values() if v.is_floating_point())
     assert not (tmp_path / "baseline-tiny-s0" / "result.json").exists()
+
+
+def test_unreachable_store_is_one_line_and_exit_2_before_training(tmp_path):
+    result = run_cli(
+        *local_args("s3://clel-runs/sweep", iterations=3),
+        env={"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "CLEL_S3_MAX_ATTEMPTS": "1"},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0] == "error: store s3://clel-runs/sweep at http://127.0.0.1:9: cannot reach the endpoint"
+    )
+
+
+def test_missing_bucket_is_one_line_and_exit_2(s3_endpoint):
+    result = run_cli(*local_args("s3://no-such-bucket/sweep", iterations=3))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bucket 'no-such-bucket' does not exist" in lines[0], result.stderr

@@ -1,0 +1,84 @@
+"""The optimized training path computes the same math as the plain one; `bench` reports what it measured."""
+
+import json
+
+import pytest
+import torch
+from runs import run_cli
+
+from runner.bench import REF32, bench_config
+from runner.clel.train import Trainer
+from runner.config import ExperimentsFile
+from runner.data import load_digits
+from runner.errors import UserError
+
+SMALL = {"sgld.steps": 4, "train.batch_size": 8, "sgld.buffer_size": 32}
+
+
+def _trainers(experiment: str) -> tuple[Trainer, Trainer]:
+    data = load_digits(16)
+    pair = []
+    for optimized in (False, True):
+        cfg = ExperimentsFile().resolve(experiment, "tiny", 0, {**SMALL, "runtime.optimized": optimized})
+        pair.append(Trainer(cfg, data, torch.device("cpu")))
+    assert pair[0].cfg.config_hash == pair[1].cfg.config_hash  # runtime.optimized is not part of the math
+    return pair[0], pair[1]
+
+
+@pytest.mark.parametrize("experiment", ["baseline", "no_norm_split", "moco"])
+def test_optimized_and_plain_paths_agree(experiment):
+    plain, fast = _trainers(experiment)
+    assert not plain.optimized and fast.optimized
+    assert fast.ebm.backbone[1].parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
+    for _ in range(3):
+        torch.manual_seed(plain.step + 7)
+        plain_metrics = plain.train_step()
+        torch.manual_seed(fast.step + 7)
+        fast_metrics = fast.train_step()
+        for name, value in vars(plain_metrics).items():
+            assert getattr(fast_metrics, name) == pytest.approx(value, rel=1e-4, abs=1e-6), name
+        torch.testing.assert_close(fast.sampler.buffer, plain.sampler.buffer, rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(plain.ebm.state_dict().items(), fast.ebm.state_dict().values(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
+    for (name, p), q in zip(plain.crl.state_dict().items(), fast.crl.state_dict().values(), strict=True):
+        # The encoder's ReLUs turn rounding differences of the two memory layouts into a few flipped
+        # activations, so its SGD updates agree to about 1e-4 rather than 1e-6 (seen: 1.5e-4 on one BN bias).
+        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-3, msg=name)
+
+
+def test_optimized_sampling_restores_the_ebm():
+    _, fast = _trainers("baseline")
+    requires = [p.requires_grad for p in fast.ebm.parameters()]
+    fast.sample_negatives(4)
+    assert fast.ebm.training
+    assert [p.requires_grad for p in fast.ebm.parameters()] == requires
+
+
+def test_ref32_is_the_issue_configuration():
+    cfg = bench_config("ref32", plain=False, device="cpu", bf16=False, overrides={})
+    assert (cfg.data.image_size, cfg.train.batch_size) == (32, 32)
+    assert cfg.ebm.channels == REF32["ebm.channels"] == [64, 64, 128, 128] and cfg.ebm.blocks_per_stage == 1
+    assert (cfg.ebm.head_width, cfg.ebm.feature_dim, cfg.ebm.projector_width, cfg.crl.latent_dim) == (
+        2048,
+        128,
+        2048,
+        128,
+    )
+    assert (cfg.crl.method, cfg.crl.backbone_width, cfg.crl.simclr.projector_hidden) == ("simclr", 64, 2048)
+    assert (cfg.sgld.steps, cfg.sgld.augment, cfg.crl.use_generated_negatives) == (60, True, True)
+    assert bench_config("ref32", plain=True, device="cpu", bf16=True, overrides={}).runtime.optimized is False
+    with pytest.raises(UserError, match="unknown"):
+        bench_config("ref64", plain=False, device="cpu", bf16=False, overrides={})
+
+
+def test_bench_prints_one_json_line():
+    result = run_cli("bench", "--config", "tiny", "--iterations", "2", "--warmup", "1", "--set", "sgld.steps=2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["config"] == "tiny" and report["path"] == "optimized" and report["iterations"] == 2
+    assert report["sgld_steps"] == 2 and report["threads"] >= 1 and report["device"] == "cpu"
+    times = report["sec_per_iter"]
+    assert 0 < times["min"] <= times["median"] <= times["max"]
+    assert 0 < report["sgld_share"] < 1 and report["peak_rss_mb"] > 0
