@@ -2,7 +2,7 @@
 
 Endpoint: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL); credentials: the standard AWS chain (environment, shared
 config, web identity, instance/pod role). CLEL_S3_ADDRESSING=path|virtual forces the URL style,
-CLEL_S3_MAX_ATTEMPTS (default 10) bounds the attempts per request. See docs/STORAGE.md.
+CLEL_S3_MAX_ATTEMPTS (default 10) bounds the attempts per request. See README.md, "Storage".
 """
 
 import io

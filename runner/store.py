@@ -3,7 +3,7 @@
 <store>/<run_id>/config.json, ckpt/step-XXXXXXXX-<sha256[:12]>.pt, ckpt/LATEST, metrics.jsonl, events.*,
 samples.png, result.json. LATEST = {"key", "sha256", "step", "history": [older {"key", "sha256", "step"}]} is
 written only after the checkpoint object is complete, with a conditional write, so it always names a complete
-checkpoint and a stale writer cannot move it backwards. See docs/STORAGE.md.
+checkpoint and a stale writer cannot move it backwards. See README.md, "Storage".
 """
 
 import fcntl
