@@ -197,7 +197,7 @@ def load_cluster(experiments: ExperimentsFile, image: str | None = None) -> Clus
     """The validated [cluster] table (image replaced by `image` when given); UserError names the key."""
     source = f"{experiments.path} [cluster]"
     if not experiments.cluster:
-        raise UserError(f"{experiments.path}: no [cluster] table (README.md, "Running on Kubernetes", shows one)")
+        raise UserError(f"{experiments.path}: no [cluster] table (README.md, 'Running on Kubernetes', shows one)")
     if image:
         try:
             check_image(image)
