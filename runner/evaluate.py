@@ -75,11 +75,11 @@ def evaluate(trainer: Trainer, data: ImageData, ood: dict[str, torch.Tensor], lo
     """FID (with fid_init of the initial noise buffer) and AUROC of both scores for every OOD set."""
     cfg = trainer.cfg
     ev, progress = cfg.eval, cfg.runtime.progress
-    trainer.ebm.eval()
     notes: list[str] = []
     features = cfg.fid_features
     protocol = (
-        f"{ev.fid_samples} samples, {ev.fid_sgld_passes} SGLD passes x {cfg.sgld.steps} steps from uniform noise, "
+        f"{ev.fid_samples} samples, {ev.fid_sgld_passes} rounds of the training sampler (re-init, augmentation, "
+        f"{cfg.sgld.steps} SGLD steps) from uniform noise, "
         f"EMA EBM, {features} features, against the {data.name} train split"
     )
     fid = fid_init = None
