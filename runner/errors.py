@@ -1,4 +1,6 @@
-"""Exit codes and the one exception type that means "the user gave bad input"."""
+"""Exit codes, the exceptions the CLI maps to them, and redaction of secrets in messages."""
+
+import re
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # bad config, CLI argument, data file or store: fix the input, do not retry
@@ -16,3 +18,11 @@ class Diverged(Exception):
 
 class Preempted(Exception):
     """SIGTERM arrived; a checkpoint was written and the CLI exits with code 75."""
+
+
+CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """The text with any user:password@ of a URL in it replaced by ***@ (for messages and logs)."""
+    return CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", str(text))

@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from flaky_proxy import FAULTS, FlakyProxy
 
 from runner.errors import UserError
-from runner.s3 import S3Store, client_config
 from runner.store import LATEST, CheckpointError, LocalStore, PointerConflict, RunStore, Store, open_store
+from runner.store.s3 import S3Store, client_config
 
 RUN = "exp-s0"
 
@@ -78,7 +78,7 @@ class Raw:
             return [f"{RUN}/ckpt/{name}" for name in names]
         bucket, prefix = self._where(f"{RUN}/ckpt/step-")
         listing = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        return sorted(item["Key"].removeprefix(self.store._key("")) for item in listing)
+        return sorted(item["Key"].removeprefix(self.store._key("", prefix=True)) for item in listing)
 
     def latest(self) -> dict:
         return json.loads(self.get(f"{RUN}/{LATEST}"))

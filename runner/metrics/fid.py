@@ -63,11 +63,10 @@ def _inception(weights: str) -> nn.Module:
     target = hub / "checkpoints" / FID_WEIGHTS_URL.rsplit("/", 1)[-1]
     target.parent.mkdir(parents=True, exist_ok=True)
     if weights.startswith("s3://"):
-        from runner.s3 import S3Store
+        from runner.store import download_object
 
-        bucket_uri, _, key = weights.rpartition("/")
         try:
-            S3Store(bucket_uri).download(key, target)
+            download_object(weights, target)
         except Exception as err:
             raise FeaturesUnavailable(f"Inception weights {weights} could not be fetched ({err})") from None
     elif Path(weights).is_file():

@@ -1,179 +1,21 @@
-"""Run storage with one layout for a local directory and an S3-compatible bucket (DESIGN 4).
+"""One run's directory in a store: the config guard, checkpoints committed by the LATEST pointer, artifacts.
 
-<store>/<run_id>/config.json, ckpt/step-XXXXXXXX-<sha256[:12]>.pt, ckpt/LATEST, metrics.jsonl, events.*,
-samples.png, result.json. LATEST = {"key", "sha256", "step", "history": [older {"key", "sha256", "step"}]} is
-written only after the checkpoint object is complete, with a conditional write, so it always names a complete
-checkpoint and a stale writer cannot move it backwards. See README.md, "Storage".
+<run_id>/config.json, ckpt/step-XXXXXXXX-<sha256[:12]>.pt, ckpt/LATEST, metrics.jsonl, events.*, samples.png,
+result.json. LATEST = {"key", "sha256", "step", "history": [older {"key", "sha256", "step"}]} is written only
+after the checkpoint object is complete, with a conditional write, so it always names a complete checkpoint
+and a stale writer cannot move it backwards (docs/ARCHITECTURE.md, "The checkpoint protocol").
 """
 
-import fcntl
-import hashlib
 import json
-import os
 import re
-import tempfile
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from runner.errors import UserError
+from runner.store.base import PointerConflict, Store, sha256
 
 LATEST = "ckpt/LATEST"
 CKPT_PREFIX = "ckpt/step-"
-
-
-class PointerConflict(Exception):
-    """A conditional write of a pointer lost: another writer moved it since we read it."""
-
-
-class Store(ABC):
-    """Byte objects under string keys, plus conditionally written small pointers."""
-
-    uri: str
-
-    @abstractmethod
-    def read(self, key: str) -> bytes:
-        """The object's bytes; KeyError if it does not exist."""
-
-    @abstractmethod
-    def write(self, key: str, data: bytes) -> None:
-        """Write an object completely or not at all."""
-
-    @abstractmethod
-    def upload(self, key: str, path: Path) -> None:
-        """Copy a local file to an object."""
-
-    @abstractmethod
-    def download(self, key: str, path: Path) -> None:
-        """Copy an object to a local file; KeyError if it does not exist."""
-
-    @abstractmethod
-    def list(self, prefix: str) -> list[str]:
-        """Keys under a prefix, sorted."""
-
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove an object (no error if absent)."""
-
-    @abstractmethod
-    def read_pointer(self, key: str) -> tuple[bytes, str] | None:
-        """(content, version tag) of a pointer object, or None."""
-
-    @abstractmethod
-    def write_pointer(self, key: str, data: bytes, expected_tag: str | None) -> str:
-        """Write a pointer only if its version is still expected_tag (None: only if absent); new tag."""
-
-    @abstractmethod
-    def check(self) -> None:
-        """Raise UserError if the store cannot be used (unreachable, no bucket, not writable)."""
-
-    def local_path(self, key: str) -> Path | None:
-        """The key's file on this machine, when the store is a local directory."""
-        return None
-
-
-def sha256(data: bytes) -> str:
-    """Hex SHA-256 of bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
-class LocalStore(Store):
-    """A directory; writes go to a temporary file, are fsynced, then renamed into place."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser().resolve()
-        self.uri = str(self.root)
-
-    def _path(self, key: str) -> Path:
-        return self.root / key
-
-    def local_path(self, key: str) -> Path:
-        return self._path(key)
-
-    def check(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-")
-            probe.close()
-        except OSError as err:
-            raise UserError(f"store {self.uri}: not a writable directory ({err.strerror})") from None
-
-    def read(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise KeyError(key) from None
-
-    def write(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    def upload(self, key: str, path: Path) -> None:
-        if Path(path).resolve() != self._path(key).resolve():
-            self.write(key, Path(path).read_bytes())
-
-    def download(self, key: str, path: Path) -> None:
-        data = self.read(key)
-        if Path(path).resolve() != self._path(key).resolve():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_bytes(data)
-
-    def list(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
-        folder = base if prefix == "" or prefix.endswith("/") else base.parent
-        if not folder.is_dir():
-            return []
-        keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-    def read_pointer(self, key: str) -> tuple[bytes, str] | None:
-        try:
-            data = self.read(key)
-        except KeyError:
-            return None
-        return data, sha256(data)
-
-    def write_pointer(self, key: str, data: bytes, expected_tag: str | None) -> str:
-        lock_path = self._path(key).with_name(f".{Path(key).name}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            current = self.read_pointer(key)
-            current_tag = current[1] if current else None
-            if current_tag != expected_tag:
-                raise PointerConflict(f"{key} was moved by another writer")
-            self.write(key, data)
-        return sha256(data)
-
-
-def open_store(uri: str) -> Store:
-    """A Store for 's3://bucket/prefix' or a local directory path."""
-    if uri.startswith("s3://"):
-        from runner.s3 import S3Store
-
-        return S3Store(uri)
-    if "://" in uri:
-        raise UserError(f"store {uri}: unsupported scheme (use a directory or s3://bucket/prefix)")
-    return LocalStore(uri)
 
 
 class CheckpointError(Exception):
@@ -225,7 +67,7 @@ class RunStore:
         pointer = self.store.read_pointer(self.key(LATEST))
         self._seen, self._tag, self._chain = True, pointer and pointer[1], []
         if pointer is not None:
-            self._chain = _parse_latest(pointer[0], self.key(LATEST))
+            self._chain = _parse_latest(pointer[0], self.key(LATEST), self.run_id)
         return self._chain
 
     def save_checkpoint(self, step: int, payload: bytes) -> str:
@@ -285,7 +127,7 @@ class RunStore:
         if pointer is None:
             return None
         try:
-            return _parse_latest(pointer[0], self.key(LATEST))[0]["step"]
+            return _parse_latest(pointer[0], self.key(LATEST), self.run_id)[0]["step"]
         except CheckpointError:
             return None
 
@@ -299,14 +141,23 @@ class RunStore:
         return json.loads(self.store.read(self.key(name)))
 
 
-def _parse_latest(data: bytes, name: str) -> list[dict[str, Any]]:
-    """LATEST's checkpoints, newest first; CheckpointError if it is not a valid pointer."""
+def _parse_latest(data: bytes, name: str, run_id: str) -> list[dict[str, Any]]:
+    """LATEST's checkpoints, newest first; CheckpointError if it is not a valid pointer of this run.
+
+    Every entry must name a checkpoint key of this run (<run_id>/ckpt/step-<8 digits>-<12 hex>.pt) with a
+    64-hex sha256 and a step >= 0: a forged pointer cannot send a read anywhere else.
+    """
+    key_pattern = re.compile(rf"{re.escape(run_id)}/{CKPT_PREFIX}\d{{8}}-[0-9a-f]{{12}}\.pt")
     try:
         latest = json.loads(data)
         chain = [latest, *latest.get("history", [])]
         chain = [{"key": e["key"], "sha256": e["sha256"], "step": e["step"]} for e in chain]
         for e in chain:
-            if not (isinstance(e["key"], str) and isinstance(e["sha256"], str) and type(e["step"]) is int):
+            if not (isinstance(e["key"], str) and key_pattern.fullmatch(e["key"])):
+                raise TypeError
+            if not (isinstance(e["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", e["sha256"])):
+                raise TypeError
+            if type(e["step"]) is not int or e["step"] < 0:
                 raise TypeError
     except (ValueError, KeyError, TypeError, AttributeError):
         raise CheckpointError(f"{name} is unreadable") from None

@@ -7,6 +7,7 @@ CLEL_S3_MAX_ATTEMPTS (default 10) bounds the attempts per request. See README.md
 
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from runner.errors import UserError
-from runner.store import PointerConflict, Store
+from runner.errors import UserError, redact
+from runner.store.base import PointerConflict, Store, check_key, is_valid_key
 
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 TRANSFER = TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20)
 DEFAULT_MAX_ATTEMPTS = 10
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -61,8 +63,8 @@ def max_attempts() -> int:
 
 
 def endpoint() -> str:
-    """The endpoint boto3 will use, for messages."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+    """The endpoint boto3 will use, for messages (any user:password in it redacted)."""
+    return redact(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3")
 
 
 def _client(config: Config):
@@ -81,13 +83,17 @@ class S3Store(Store):
 
     def __init__(self, uri: str):
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise UserError(f"store {uri}: expected s3://bucket[/prefix]")
+        if not BUCKET.fullmatch(bucket) or not is_valid_key(prefix.strip("/"), prefix=True):
+            raise UserError(
+                f"store {redact(uri)}: expected s3://bucket[/prefix] (bucket: 3-63 of a-z, 0-9, '.', '-'; "
+                "prefix: letters, digits, '.', '_', '-' and '/')"
+            )
         self.uri, self.bucket, self.prefix = uri.rstrip("/"), bucket, prefix.strip("/")
         self.attempts = max_attempts()
         self.client = _client(client_config(self.attempts))
 
-    def _key(self, key: str) -> str:
+    def _key(self, key: str, prefix: bool = False) -> str:
+        check_key(key, prefix)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def check(self) -> None:
@@ -139,17 +145,13 @@ class S3Store(Store):
     def upload(self, key: str, path: Path) -> None:
         self.client.upload_file(str(path), self.bucket, self._key(key), Config=TRANSFER)
 
-    def download(self, key: str, path: Path) -> None:
-        data = self.read(key)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(data)
-
     def list(self, prefix: str) -> list[str]:
         keys = []
-        strip = len(self._key(""))
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+        strip = len(self._key("", prefix=True))
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix, prefix=True)):
             keys += [item["Key"][strip:] for item in page.get("Contents", [])]
-        return sorted(keys)
+        return sorted(key for key in keys if is_valid_key(key))  # a planted key never reaches a caller
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
