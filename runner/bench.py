@@ -63,7 +63,7 @@ def run_bench(cfg: RunConfig, name: str, iterations: int, warmup: int) -> dict[s
         torch.set_num_threads(cfg.runtime.threads)
     trainer = Trainer(cfg, synthetic_data(cfg.data.image_size), device)
     sgld_seconds = 0.0
-    sample = trainer.sample_negatives
+    sample = trainer.draw_samples
 
     def timed_sample(batch_size: int) -> torch.Tensor:
         nonlocal sgld_seconds
@@ -74,7 +74,7 @@ def run_bench(cfg: RunConfig, name: str, iterations: int, warmup: int) -> dict[s
         sgld_seconds += time.perf_counter() - started
         return x
 
-    trainer.sample_negatives = timed_sample
+    trainer.draw_samples = timed_sample
     for _ in range(warmup):
         trainer.train_step()
     if device.type == "cuda":

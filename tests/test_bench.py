@@ -49,7 +49,7 @@ def test_optimized_and_plain_paths_agree(experiment):
 def test_optimized_sampling_restores_the_ebm():
     _, fast = _trainers("baseline")
     requires = [p.requires_grad for p in fast.ebm.parameters()]
-    fast.sample_negatives(4)
+    fast.draw_samples(4)
     assert fast.ebm.training
     assert [p.requires_grad for p in fast.ebm.parameters()] == requires
 

@@ -76,8 +76,8 @@ def test_resolution_order_defaults_profile_experiment_cli(experiments):
     assert experiments.resolve("baseline", "tiny", 0).sgld.steps == tiny_steps
     # experiment beats profile, CLI beats experiment
     assert experiments.resolve("plain_ebm", "tiny", 0).energy.beta == 0.0
-    cfg = experiments.resolve("plain_ebm", "tiny", 0, {"energy.beta": 0.5, "sgld.steps": 3})
-    assert (cfg.energy.beta, cfg.sgld.steps) == (0.5, 3)
+    cfg = experiments.resolve("no_norm_split", "tiny", 0, {"energy.norm_direction_split": True, "sgld.steps": 3})
+    assert (cfg.energy.norm_direction_split, cfg.sgld.steps) == (True, 3)
 
 
 @pytest.mark.parametrize("ablation", [e for e in EXPERIMENTS if e != "baseline"])

@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl import CRLOutput, SelfSupervisedMethod, build_method
+from runner.clel.crl import CRLOutput, SelfSupervisedMethod
 from runner.clel.crl.byol import BYOL, byol_loss
 from runner.clel.crl.mae import MAE, masked_patch_loss, patchify, random_masking, sincos_position_embedding
 from runner.clel.crl.moco import MoCo, info_nce
 from runner.clel.crl.momentum import cosine_momentum, momentum_update
 from runner.clel.crl.simclr import SimCLR
+from runner.clel.train import build_crl
 from runner.config import ExperimentsFile
 from runner.errors import UserError
 
@@ -42,7 +43,7 @@ def build(experiments: ExperimentsFile, method: str, overrides: dict | None = No
     cfg = experiments.resolve(EXPERIMENT_OF[method], "tiny", 0, overrides)
     assert cfg.crl.method == method
     torch.manual_seed(0)
-    built = build_method(cfg, MEAN, STD)
+    built = build_crl(cfg, MEAN, STD)
     assert isinstance(built, SelfSupervisedMethod)
     return built
 
@@ -177,7 +178,7 @@ def test_moco_loss_uses_the_queue_before_this_steps_keys_and_enqueues_both_views
     assert views.shape == (6, 3, SIZE, SIZE)
     with torch.no_grad():  # train-mode BatchNorm: the same batch gives the same outputs
         queries = F.normalize(moco.projector(moco.backbone(views)), dim=1)
-        keys = F.normalize(moco.key_projector(moco.key_backbone(views)), dim=1)
+        keys = F.normalize(moco.target_projector(moco.target_backbone(views)), dim=1)
     swapped = torch.cat([keys[3:], keys[:3]])  # view 1's queries against view 2's keys and vice versa
     expected = loop_info_nce(queries.double(), swapped.double(), queue_before.double(), 0.2, generated.double())
     assert out.loss.item() == pytest.approx(expected, rel=1e-4)
@@ -213,7 +214,7 @@ def test_momentum_schedules_from_the_config(experiments, profile):
 
 
 TARGETS = {"byol": (("target_backbone", "backbone"), ("target_projector", "projector")),
-           "moco": (("key_backbone", "backbone"), ("key_projector", "projector"))}  # fmt: skip
+           "moco": (("target_backbone", "backbone"), ("target_projector", "projector"))}  # fmt: skip
 SCHEDULE = {"byol": [(0.0, 0.99), (0.5, 0.995), (1.0, 1.0)], "moco": [(0.0, 0.99), (0.5, 0.9945), (1.0, 0.999)]}
 
 
@@ -390,7 +391,7 @@ def test_mae_loss_is_the_masked_patch_loss_and_its_gradients_reach_the_encoder(m
     assert out.loss.item() == pytest.approx(masked_patch_loss(prediction, patchify(view, 2), mask).item(), rel=1e-6)
     out.loss.backward()
     gradients = {
-        "embed": mae.embed.weight.grad,
+        "patch embedding": mae.patch_embed.weight.grad,
         "encoder": mae.encoder.layers[0].self_attn.in_proj_weight.grad,
         "last encoder layer": mae.encoder.layers[-1].linear2.weight.grad,
         "mask token": mae.mask_token.grad,
@@ -413,7 +414,7 @@ def test_sincos_position_embedding():
     assert pe[2 * 8 + 5, 16].item() == pytest.approx(math.cos(2), abs=1e-6)
     assert pe[2 * 8 + 5, 32].item() == pytest.approx(math.sin(5), abs=1e-6)
     assert pe[2 * 8 + 5, 48].item() == pytest.approx(math.cos(5), abs=1e-6)
-    with pytest.raises(UserError, match="multiples of 4"):
+    with pytest.raises(ValueError, match="multiples of 4"):
         sincos_position_embedding(30, 4)
 
 

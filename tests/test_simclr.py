@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl import CRLOutput, build_method
+from runner.clel.crl import CRLOutput
 from runner.clel.crl.simclr import SimCLR, nt_xent
+from runner.clel.train import build_crl
 from runner.config import ExperimentsFile
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments.toml"
@@ -146,7 +147,7 @@ def cfg():
 @pytest.fixture
 def method(cfg) -> SimCLR:
     torch.manual_seed(0)
-    m = build_method(cfg, (0.3, 0.3, 0.3), (0.3, 0.3, 0.3))
+    m = build_crl(cfg, (0.3, 0.3, 0.3), (0.3, 0.3, 0.3))
     assert isinstance(m, SimCLR)
     return m
 

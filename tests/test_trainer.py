@@ -156,7 +156,7 @@ def test_trainer_calls_on_step_with_training_progress(experiments, data):
 METHOD_STATE = {
     "baseline": ["backbone.", "projector."],
     "byol": ["target_backbone.", "target_projector.", "predictor."],
-    "moco": ["queue", "queue_position", "key_backbone.", "key_projector."],
+    "moco": ["queue", "queue_position", "target_backbone.", "target_projector."],
     "mae": ["decoder.", "decoder_embed.", "mask_token", "head."],
     "no_norm_split": ["backbone.", "projector."],
     "plain_ebm": [],

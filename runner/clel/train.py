@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from runner.clel.augment import StrongAugmentation
-from runner.clel.crl import SelfSupervisedMethod, build_method, method_optimizer_config
+from runner.clel.crl import METHODS, NO_ENCODER, BuildContext, SelfSupervisedMethod
 from runner.clel.energy import LatentEnergy, ebm_loss
 from runner.clel.networks import EnergyNet
 from runner.clel.sampler import ReplaySampler
@@ -38,6 +38,15 @@ def build_ebm(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -
         std,
         use_spectral_norm=e.spectral_norm,
     )
+
+
+def build_crl(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> SelfSupervisedMethod | None:
+    """The configured self-supervised method with its encoder, on CPU (None for the plain EBM)."""
+    if cfg.crl.method == NO_ENCODER:
+        return None
+    size = cfg.data.image_size
+    context = BuildContext(size, mean, std, cfg.crl.backbone_width, StrongAugmentation(size))
+    return METHODS[cfg.crl.method].build(cfg.crl.settings, context)
 
 
 def lr_factor(cfg: OptimizerConfig, iterations: int, step: int) -> float:
@@ -121,7 +130,7 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 class Trainer:
-    """Everything a CLEL run trains, and one training step of it (DESIGN 3.3)."""
+    """Everything a CLEL run trains, and one training step of it (docs/ARCHITECTURE.md, "The training step")."""
 
     def __init__(self, cfg: RunConfig, data: ImageData, device: torch.device):
         torch.manual_seed(cfg.seed)
@@ -138,13 +147,13 @@ class Trainer:
         self.ebm_optimizer, self.ebm_schedule = build_optimizer(
             list(self.ebm.parameters()), cfg.train.ebm_optimizer, batch, iterations
         )
-        self.crl: SelfSupervisedMethod | None = build_method(cfg, data.mean, data.std)
+        self.crl = build_crl(cfg, data.mean, data.std)
         self.ema_crl: SelfSupervisedMethod | None = None
         if self.crl is not None:
             self.crl = self._place(self.crl)
             self.ema_crl = copy.deepcopy(self.crl).eval().requires_grad_(False)
             self.crl_optimizer, self.crl_schedule = build_optimizer(
-                list(self.crl.parameters()), method_optimizer_config(cfg), batch, iterations
+                list(self.crl.parameters()), cfg.crl.optimizer, batch, iterations
             )
         shape = tuple(data.train.shape[1:])
         self.sampler = ReplaySampler(cfg.sgld, shape, device, StrongAugmentation(cfg.data.image_size))
@@ -205,8 +214,8 @@ class Trainer:
                 stack.callback(lambda: [p.requires_grad_(True) for p in frozen])
             yield
 
-    def sample_negatives(self, batch_size: int) -> torch.Tensor:
-        """SGLD from the replay buffer with the current EBM."""
+    def draw_samples(self, batch_size: int) -> torch.Tensor:
+        """Samples x~ by SGLD from the replay buffer with the current EBM."""
         with self.sampling(self.ebm):
             return self.sampler.sample(self.marginal_energy_fn(self.ebm), batch_size)
 
@@ -214,15 +223,15 @@ class Trainer:
         """One iteration: negatives by SGLD, L_ebm + L_crl, both optimizer steps, schedules, EMA."""
         step, batch = self.step, self.cfg.train.batch_size
         x = self.data_batch(step)
-        x_neg = self.sample_negatives(batch)
+        x_samples = self.draw_samples(batch)
         self.ebm.train()
         with self.autocast():
-            f, u = self.ebm(torch.cat([x, x_neg]))
-        f_data, f_neg = f.split(batch)
-        u_data, u_neg = u.split(batch)
+            f, u = self.ebm(torch.cat([x, x_samples]))
+        f_data, f_samples = f.split(batch)
+        u_data, u_samples = u.split(batch)
         if self.crl is not None:
             self.crl.train()
-            negatives = F.normalize(u_neg.detach(), dim=1) if self.uses_generated_negatives else None
+            negatives = F.normalize(u_samples.detach(), dim=1) if self.uses_generated_negatives else None
             with self.autocast():
                 crl_out = self.crl.loss(x, negatives)
             loss_crl, z = crl_out.loss, crl_out.latent
@@ -230,11 +239,11 @@ class Trainer:
             loss_crl, z = torch.zeros((), device=self.device), torch.zeros_like(u_data)
         energy_joint = self.energy.joint(f_data, u_data, z)
         energy_data = self.energy.marginal(f_data, u_data)
-        energy_neg = self.energy.marginal(f_neg, u_neg)
-        loss_ebm = ebm_loss(energy_joint, energy_data, energy_neg, self.cfg.energy.alpha)
+        energy_samples = self.energy.marginal(f_samples, u_samples)
+        loss_ebm = ebm_loss(energy_joint, energy_data, energy_samples, self.cfg.energy.alpha)
         loss = loss_ebm + loss_crl
         alignment = (F.normalize(u_data.detach().float(), dim=1) * z).sum(1).mean()
-        values = torch.stack([loss, loss_ebm, loss_crl, energy_data.mean(), energy_neg.mean(), alignment]).tolist()
+        values = torch.stack([loss, loss_ebm, loss_crl, energy_data.mean(), energy_samples.mean(), alignment]).tolist()
         metrics = StepMetrics(*values)
         for name, value in zip(("loss_ebm", "loss_crl", "energy_data", "energy_samples"), values[1:5], strict=True):
             if not math.isfinite(value):

@@ -1,70 +1,21 @@
-"""Self-supervised methods behind one interface, selected by the config's crl.method."""
+"""The self-supervised methods the encoder can be trained with: one file each, registered here by name.
 
-from runner.clel.augment import StrongAugmentation
-from runner.clel.crl.base import CRLOutput, SelfSupervisedMethod
-from runner.clel.networks import ResNet18Backbone
-from runner.config import RunConfig
-from runner.errors import UserError
+Adding a method: a file with a SelfSupervisedMethod subclass (its Settings, has_negatives, build, embed,
+loss) and one line in METHODS.
+"""
 
-__all__ = ["CRLOutput", "SelfSupervisedMethod", "build_method"]
+from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, SelfSupervisedMethod
+from runner.clel.crl.byol import BYOL
+from runner.clel.crl.mae import MAE
+from runner.clel.crl.moco import MoCo
+from runner.clel.crl.simclr import SimCLR
 
+METHODS: dict[str, type[SelfSupervisedMethod]] = {
+    "simclr": SimCLR,
+    "moco": MoCo,
+    "byol": BYOL,
+    "mae": MAE,
+}
+NO_ENCODER = "none"  # crl.method of the plain EBM: no encoder, no latent
 
-def build_method(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> SelfSupervisedMethod | None:
-    """The configured method on CPU (None for 'none': no encoder, the plain EBM)."""
-    crl = cfg.crl
-    if crl.method == "none":
-        return None
-    augment = StrongAugmentation(cfg.data.image_size)
-    if crl.method == "simclr":
-        from runner.clel.crl.simclr import SimCLR
-
-        s = crl.simclr
-        backbone = ResNet18Backbone(crl.backbone_width, mean, std)
-        return SimCLR(backbone, augment, s.projector_hidden, s.latent_dim, s.temperature)
-    if crl.method == "moco":
-        from runner.clel.crl.moco import MoCo
-
-        m = crl.moco
-        backbone = ResNet18Backbone(crl.backbone_width, mean, std)
-        return MoCo(
-            backbone,
-            augment,
-            m.projector_hidden,
-            m.latent_dim,
-            m.temperature,
-            m.queue_size,
-            m.momentum_start,
-            m.momentum_end,
-        )
-    if crl.method == "byol":
-        from runner.clel.crl.byol import BYOL
-
-        b = crl.byol
-        backbone = ResNet18Backbone(crl.backbone_width, mean, std)
-        return BYOL(
-            backbone, augment, b.projector_hidden, b.predictor_hidden, b.latent_dim, b.momentum_start, b.momentum_end
-        )
-    if crl.method == "mae":
-        from runner.clel.crl.mae import MAE
-
-        a = crl.mae
-        size = cfg.data.image_size
-        return MAE(
-            augment,
-            size,
-            a.patch_size,
-            a.width,
-            a.depth,
-            a.heads,
-            a.decoder_width,
-            a.decoder_depth,
-            a.mask_ratio,
-            mean,
-            std,
-        )
-    raise UserError(f"crl.method = {crl.method}: not implemented")
-
-
-def method_optimizer_config(cfg: RunConfig):
-    """The selected method's optimizer settings."""
-    return getattr(cfg.crl, cfg.crl.method).optimizer
+__all__ = ["METHODS", "NO_ENCODER", "BuildContext", "CRLOutput", "MethodSettings", "SelfSupervisedMethod"]

@@ -1,14 +1,25 @@
 """BYOL: online projector + predictor regress a momentum target's projection; no negatives."""
 
-import copy
-
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from runner.clel.crl.base import CRLOutput, SelfSupervisedMethod
-from runner.clel.crl.momentum import cosine_momentum, momentum_update
+from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, optimizer_field, sgd
+from runner.clel.crl.momentum import MomentumMethod
 from runner.clel.networks import ResNet18Backbone, mlp
+from runner.config.sections import OptimizerConfig
+
+
+class BYOLSettings(MethodSettings):
+    """crl.byol: projector 512-4096-BN-ReLU-128, predictor 128-4096-BN-ReLU-128, target momentum 0.99 -> 1.0."""
+
+    projector_hidden: int = Field(default=4096, ge=1, le=16384)
+    predictor_hidden: int = Field(default=4096, ge=1, le=16384)
+    latent_dim: int = Field(default=128, ge=2, le=4096)
+    momentum_start: float = Field(default=0.99, ge=0, le=1)
+    momentum_end: float = Field(default=1.0, ge=0, le=1)
+    optimizer: OptimizerConfig = optimizer_field(sgd())
 
 
 def byol_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -16,8 +27,10 @@ def byol_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (2 - 2 * F.cosine_similarity(predictions, targets.detach(), dim=1)).mean()
 
 
-class BYOL(SelfSupervisedMethod):
+class BYOL(MomentumMethod):
     """Symmetric BYOL loss; the target network follows the online one by a cosine momentum schedule."""
+
+    Settings = BYOLSettings
 
     def __init__(
         self,
@@ -29,33 +42,36 @@ class BYOL(SelfSupervisedMethod):
         momentum_start: float,
         momentum_end: float,
     ):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = mlp([backbone.out_dim, projector_hidden, latent_dim], nn.ReLU, batch_norm=True)
-        self.predictor = mlp([latent_dim, predictor_hidden, latent_dim], nn.ReLU, batch_norm=True)
-        self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        projector = mlp([backbone.out_dim, projector_hidden, latent_dim], nn.ReLU, batch_norm=True)
+        predictor = mlp([latent_dim, predictor_hidden, latent_dim], nn.ReLU, batch_norm=True)
+        super().__init__(backbone, projector, momentum_start, momentum_end)
+        self.predictor = predictor
         self.augment = augment
         self.latent_dim = latent_dim
-        self.momentum_start, self.momentum_end = momentum_start, momentum_end
-        self.momentum = momentum_start
 
-    @torch.no_grad()
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector(self.backbone(x)), dim=1)
+    @classmethod
+    def build(cls, settings: BYOLSettings, context: BuildContext) -> "BYOL":
+        s = settings
+        backbone = ResNet18Backbone(context.backbone_width, context.mean, context.std)
+        return cls(
+            backbone,
+            context.augment,
+            s.projector_hidden,
+            s.predictor_hidden,
+            s.latent_dim,
+            s.momentum_start,
+            s.momentum_end,
+        )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
 
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
         views = self.augment(torch.cat([x, x]))
-        projections = self.projector(self.backbone(views))
+        projections = self.embed(views)
         predictions = self.predictor(projections)
-        with torch.no_grad():
-            targets = self.target_projector(self.target_backbone(views))
+        targets = self.target(views)
         n = len(x)
         swapped = torch.cat([targets[n:], targets[:n]])
         loss = 2 * byol_loss(predictions, swapped)  # the sum of both directions, each a batch mean
         return CRLOutput(loss, F.normalize(projections[:n].detach(), dim=1))
-
-    def on_step(self, progress: float) -> None:
-        self.momentum = cosine_momentum(self.momentum_start, self.momentum_end, progress)
-        momentum_update(self.target_backbone, self.backbone, self.momentum)
-        momentum_update(self.target_projector, self.projector, self.momentum)

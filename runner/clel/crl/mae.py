@@ -1,18 +1,66 @@
 """MAE: a ViT encoder sees 25% of the patches, a light decoder reconstructs the masked ones (normalised pixels)."""
 
 import torch
-import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
-from runner.clel.crl.base import CRLOutput, SelfSupervisedMethod
+from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, SelfSupervisedMethod, optimizer_field
 from runner.clel.networks import Normalize
-from runner.errors import UserError
+from runner.config.sections import OptimizerConfig
+
+
+class MAESettings(MethodSettings):
+    """crl.mae: a ViT-S (patch 4, width 384, depth 12, 6 heads), a 192-d decoder of depth 4, mask 0.75, AdamW.
+
+    The latent z is the normalised mean of the encoder's patch tokens, so its size is `width`.
+    """
+
+    patch_size: int = Field(default=4, ge=1, le=64)
+    width: int = Field(default=384, ge=4, le=4096)
+    depth: int = Field(default=12, ge=1, le=64)
+    heads: int = Field(default=6, ge=1, le=64)
+    decoder_width: int = Field(default=192, ge=4, le=4096)  # 3 heads of 64, as the encoder's 6 heads of 64
+    decoder_depth: int = Field(default=4, ge=1, le=64)
+    mask_ratio: float = Field(default=0.75, gt=0, lt=1)
+    optimizer: OptimizerConfig = optimizer_field(
+        OptimizerConfig(
+            name="adamw",
+            lr=1.5e-4,
+            momentum=0.0,
+            weight_decay=0.05,
+            betas=[0.9, 0.95],
+            warmup_iterations=0,
+            schedule="cosine",
+            lr_batch_scaling=True,
+        )
+    )
+
+    def latent_size(self) -> int:
+        return self.width
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "MAESettings":
+        if self.width % 4 or self.decoder_width % 4:
+            raise ValueError("crl.mae: width and decoder_width must be multiples of 4 (2-D sine-cosine positions)")
+        if self.width % self.heads:
+            raise ValueError(f"crl.mae: heads = {self.heads} does not divide width = {self.width}")
+        if self.decoder_width % decoder_heads(self.heads):
+            raise ValueError(
+                f"crl.mae: the decoder's {decoder_heads(self.heads)} heads do not divide decoder_width = "
+                f"{self.decoder_width}"
+            )
+        return self
+
+
+def decoder_heads(heads: int) -> int:
+    """The decoder has half the encoder's attention heads (at least one)."""
+    return max(1, heads // 2)
 
 
 def sincos_position_embedding(width: int, grid: int) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embedding, grid*grid x width (half the channels per axis)."""
     if width % 4:
-        raise UserError(f"crl.mae: widths must be multiples of 4 for the position embedding, got {width}")
+        raise ValueError(f"widths must be multiples of 4 for the position embedding, got {width}")
     quarter = width // 4
     omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
     ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
@@ -58,6 +106,8 @@ def _transformer(width: int, depth: int, heads: int) -> nn.TransformerEncoder:
 class MAE(SelfSupervisedMethod):
     """Masked autoencoder on a ViT; latent = normalised mean of the encoder's patch tokens (no masking)."""
 
+    Settings = MAESettings
+
     def __init__(
         self,
         augment: nn.Module,
@@ -74,31 +124,48 @@ class MAE(SelfSupervisedMethod):
     ):
         super().__init__()
         if image_size % patch_size:
-            raise UserError(f"crl.mae.patch_size = {patch_size} does not divide data.image_size = {image_size}")
+            raise ValueError(f"patch_size = {patch_size} does not divide image_size = {image_size}")
         grid = image_size // patch_size
         self.patch_size, self.patches = patch_size, grid * grid
         self.keep = max(1, round(self.patches * (1 - mask_ratio)))
         self.latent_dim = width
         self.augment = augment
         self.normalize = Normalize(mean, std)
-        self.embed = nn.Conv2d(3, width, patch_size, stride=patch_size)
+        self.patch_embed = nn.Conv2d(3, width, patch_size, stride=patch_size)
         self.register_buffer("position", sincos_position_embedding(width, grid))
         self.encoder = _transformer(width, depth, heads)
         self.decoder_embed = nn.Linear(width, decoder_width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
         self.register_buffer("decoder_position", sincos_position_embedding(decoder_width, grid))
-        self.decoder = _transformer(decoder_width, decoder_depth, max(1, heads // 2))
+        self.decoder = _transformer(decoder_width, decoder_depth, decoder_heads(heads))
         self.head = nn.Linear(decoder_width, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)
-        nn.init.xavier_uniform_(self.embed.weight.view(width, -1))
+        nn.init.xavier_uniform_(self.patch_embed.weight.view(width, -1))
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Patch embeddings plus positions, B x patches x width."""
-        return self.embed(self.normalize(x)).flatten(2).transpose(1, 2) + self.position
+        return self.patch_embed(self.normalize(x)).flatten(2).transpose(1, 2) + self.position
 
-    @torch.no_grad()
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.encoder(self.tokens(x)).mean(dim=1), dim=1)
+    @classmethod
+    def build(cls, settings: MAESettings, context: BuildContext) -> "MAE":
+        s = settings
+        return cls(
+            context.augment,
+            context.image_size,
+            s.patch_size,
+            s.width,
+            s.depth,
+            s.heads,
+            s.decoder_width,
+            s.decoder_depth,
+            s.mask_ratio,
+            context.mean,
+            context.std,
+        )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of the encoder's tokens over every patch (no masking)."""
+        return self.encoder(self.tokens(x)).mean(dim=1)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted pixels of every patch B x patches x p*p*3, mask B x patches) for one random masking."""

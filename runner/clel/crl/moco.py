@@ -1,14 +1,26 @@
 """MoCo v2: momentum key encoder, a queue of normalised keys, InfoNCE; generated latents as extra columns."""
 
-import copy
-
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from runner.clel.crl.base import CRLOutput, SelfSupervisedMethod
-from runner.clel.crl.momentum import cosine_momentum, momentum_update
+from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, optimizer_field, sgd
+from runner.clel.crl.momentum import MomentumMethod
 from runner.clel.networks import ResNet18Backbone, mlp
+from runner.config.sections import OptimizerConfig
+
+
+class MoCoSettings(MethodSettings):
+    """crl.moco: projector 512-2048-ReLU-128, queue 4096, temperature 0.2, key momentum 0.99 -> 0.999 cosine."""
+
+    projector_hidden: int = Field(default=2048, ge=1, le=16384)
+    latent_dim: int = Field(default=128, ge=2, le=4096)
+    temperature: float = Field(default=0.2, gt=0, le=100)
+    queue_size: int = Field(default=4096, ge=1, le=10**6)
+    momentum_start: float = Field(default=0.99, ge=0, le=1)
+    momentum_end: float = Field(default=0.999, ge=0, le=1)
+    optimizer: OptimizerConfig = optimizer_field(sgd())
 
 
 def info_nce(
@@ -22,9 +34,10 @@ def info_nce(
     return F.cross_entropy(logits, torch.zeros(len(queries), dtype=torch.long, device=queries.device))
 
 
-class MoCo(SelfSupervisedMethod):
-    """Symmetric MoCo v2 loss; both views' keys enter the queue after each step."""
+class MoCo(MomentumMethod):
+    """Symmetric MoCo v2 loss; the target (key) networks follow the online ones; both views' keys are enqueued."""
 
+    Settings = MoCoSettings
     has_negatives = True
 
     def __init__(
@@ -38,29 +51,31 @@ class MoCo(SelfSupervisedMethod):
         momentum_start: float,
         momentum_end: float,
     ):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = mlp([backbone.out_dim, hidden, latent_dim], nn.ReLU)
-        self.key_backbone = copy.deepcopy(backbone).requires_grad_(False)
-        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        projector = mlp([backbone.out_dim, hidden, latent_dim], nn.ReLU)
+        super().__init__(backbone, projector, momentum_start, momentum_end)
         self.augment = augment
         self.temperature = temperature
         self.latent_dim = latent_dim
-        self.momentum_start, self.momentum_end = momentum_start, momentum_end
-        self.momentum = momentum_start
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, latent_dim), dim=1))
         self.register_buffer("queue_position", torch.zeros((), dtype=torch.long))
 
-    def query(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector(self.backbone(x)), dim=1)
+    @classmethod
+    def build(cls, settings: MoCoSettings, context: BuildContext) -> "MoCo":
+        s = settings
+        backbone = ResNet18Backbone(context.backbone_width, context.mean, context.std)
+        return cls(
+            backbone,
+            context.augment,
+            s.projector_hidden,
+            s.latent_dim,
+            s.temperature,
+            s.queue_size,
+            s.momentum_start,
+            s.momentum_end,
+        )
 
-    @torch.no_grad()
-    def key(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.key_projector(self.key_backbone(x)), dim=1)
-
-    @torch.no_grad()
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        return self.query(x)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -73,16 +88,11 @@ class MoCo(SelfSupervisedMethod):
 
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
         views = self.augment(torch.cat([x, x]))
-        queries = self.query(views)
-        keys = self.key(views)
+        queries = F.normalize(self.embed(views), dim=1)
+        keys = F.normalize(self.target(views), dim=1)
         n = len(x)
         swapped = torch.cat([keys[n:], keys[:n]])
         extra = None if generated_negatives is None else F.normalize(generated_negatives, dim=1)
         loss = info_nce(queries, swapped, self.queue.clone(), self.temperature, extra)
         self.enqueue(keys)
         return CRLOutput(loss, queries[:n].detach())
-
-    def on_step(self, progress: float) -> None:
-        self.momentum = cosine_momentum(self.momentum_start, self.momentum_end, progress)
-        momentum_update(self.key_backbone, self.backbone, self.momentum)
-        momentum_update(self.key_projector, self.projector, self.momentum)

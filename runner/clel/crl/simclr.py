@@ -2,10 +2,21 @@
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from runner.clel.crl.base import CRLOutput, SelfSupervisedMethod
+from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, SelfSupervisedMethod, optimizer_field, sgd
 from runner.clel.networks import ResNet18Backbone, mlp
+from runner.config.sections import OptimizerConfig
+
+
+class SimCLRSettings(MethodSettings):
+    """crl.simclr: CLEL's encoder (projector 512-2048-BN-ReLU-128, temperature 0.2, SGD 0.03 cosine)."""
+
+    projector_hidden: int = Field(default=2048, ge=1, le=16384)
+    latent_dim: int = Field(default=128, ge=2, le=4096)
+    temperature: float = Field(default=0.2, gt=0, le=100)
+    optimizer: OptimizerConfig = optimizer_field(sgd())
 
 
 def nt_xent(queries: torch.Tensor, temperature: float, extra_keys: torch.Tensor | None = None) -> torch.Tensor:
@@ -22,6 +33,7 @@ def nt_xent(queries: torch.Tensor, temperature: float, extra_keys: torch.Tensor 
 class SimCLR(SelfSupervisedMethod):
     """ResNet-18 backbone + projector (hidden-BN-ReLU-latent), NT-Xent."""
 
+    Settings = SimCLRSettings
     has_negatives = True
 
     def __init__(
@@ -34,15 +46,16 @@ class SimCLR(SelfSupervisedMethod):
         self.temperature = temperature
         self.latent_dim = latent_dim
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
+    @classmethod
+    def build(cls, settings: SimCLRSettings, context: BuildContext) -> "SimCLR":
+        backbone = ResNet18Backbone(context.backbone_width, context.mean, context.std)
+        return cls(backbone, context.augment, settings.projector_hidden, settings.latent_dim, settings.temperature)
 
-    @torch.no_grad()
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.project(x), dim=1)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
 
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
         views = self.augment(torch.cat([x, x]))
-        y = self.project(views)
+        y = self.embed(views)
         loss = nt_xent(y, self.temperature, generated_negatives)
         return CRLOutput(loss, F.normalize(y[: len(x)].detach(), dim=1))

@@ -1,0 +1,151 @@
+"""RunConfig: every table of a run's config, the encoder's method tables taken from the method registry,
+and the checks that involve several tables."""
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model, model_validator
+
+from runner.clel.crl import METHODS, NO_ENCODER, MethodSettings
+from runner.config.sections import (
+    MAX_SEED,
+    NAME_PATTERN,
+    TRAIN_SPLIT_SIZES,
+    DataConfig,
+    EBMConfig,
+    EnergyConfig,
+    EvalConfig,
+    OptimizerConfig,
+    RuntimeConfig,
+    Section,
+    SGLDConfig,
+    TrainConfig,
+)
+
+MethodName = Literal[tuple([*METHODS, NO_ENCODER])]  # type: ignore[valid-type]
+
+
+class CRLBase(Section):
+    """crl: which self-supervised method trains the encoder, and the settings shared by the methods."""
+
+    method: MethodName
+    backbone_width: int = Field(ge=1, le=1024)  # ResNet-18 width (64 = the standard network)
+    use_generated_negatives: bool  # the EBM samples' latents as extra negatives, where the method has negatives
+
+    @property
+    def settings(self) -> MethodSettings | None:
+        """The selected method's table (None for the plain EBM)."""
+        return None if self.method == NO_ENCODER else getattr(self, self.method)
+
+    @property
+    def latent_dim(self) -> int:
+        """The dimension of the latent z; the EBM projector's output size follows it.
+
+        The plain EBM keeps SimCLR's size, so its EBM has the baseline's shape and initial weights.
+        """
+        settings = self.settings if self.settings is not None else self.simclr  # type: ignore[attr-defined]
+        return settings.latent_size()
+
+    @property
+    def generated_negatives(self) -> bool | str:
+        """Whether generated samples serve as extra negatives; 'n/a' for methods without negatives."""
+        if self.method == NO_ENCODER or not METHODS[self.method].has_negatives:
+            return "n/a"
+        return self.use_generated_negatives
+
+    @property
+    def optimizer(self) -> OptimizerConfig | None:
+        """The selected method's optimizer settings."""
+        return None if self.settings is None else self.settings.optimizer
+
+
+def _method_field(settings_type: type[MethodSettings]) -> tuple[type, Any]:
+    return settings_type, Field(default_factory=settings_type)
+
+
+CRLConfig = create_model(
+    "CRLConfig",
+    __base__=CRLBase,
+    __doc__=CRLBase.__doc__,
+    **{name: _method_field(method.Settings) for name, method in METHODS.items()},
+)
+
+
+class RunConfig(Section):
+    experiment: str = Field(pattern=f"^{NAME_PATTERN}$")
+    profile: str = Field(pattern=f"^{NAME_PATTERN}$")
+    seed: int = Field(ge=0, le=MAX_SEED)
+    data: DataConfig
+    ebm: EBMConfig
+    energy: EnergyConfig
+    crl: CRLConfig  # type: ignore[valid-type]
+    sgld: SGLDConfig
+    train: TrainConfig
+    eval: EvalConfig
+    runtime: RuntimeConfig
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        size, stages = self.data.image_size, len(self.ebm.channels)
+        if size % 2 ** (stages - 1):
+            raise ValueError(
+                f"data.image_size = {size} must be divisible by {2 ** (stages - 1)}: "
+                f"the EBM halves it between its {stages} stages (ebm.channels)"
+            )
+        split = TRAIN_SPLIT_SIZES[self.data.dataset]
+        if self.train.batch_size > split:
+            raise ValueError(
+                f"train.batch_size = {self.train.batch_size} is larger than the {self.data.dataset} training split "
+                f"({split} images)"
+            )
+        if self.sgld.buffer_size < self.train.batch_size:
+            raise ValueError(
+                f"sgld.buffer_size = {self.sgld.buffer_size} is smaller than train.batch_size = "
+                f"{self.train.batch_size}: each step draws a batch of distinct buffer rows"
+            )
+        if self.crl.method == NO_ENCODER and self.energy.beta != 0:
+            raise ValueError(f"crl.method = {NO_ENCODER} (no encoder, no z) needs energy.beta = 0")
+        if self.crl.method == "mae" and size % self.crl.mae.patch_size:
+            raise ValueError(f"crl.mae.patch_size = {self.crl.mae.patch_size} does not divide data.image_size = {size}")
+        if self.fid_features == "digits-cnn" and self.data.dataset != "digits":
+            raise ValueError("eval.fid_features = digits-cnn is a feature network for the digits dataset only")
+        return self
+
+    @property
+    def run_id(self) -> str:
+        """<experiment>-<profile>-s<seed>: the run's directory name in the store."""
+        return f"{self.experiment}-{self.profile}-s{self.seed}"
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """Everything that determines the result: the config without its runtime section."""
+        return self.model_dump(mode="json", exclude={"runtime"})
+
+    @property
+    def config_hash(self) -> str:
+        """First 12 hex digits of the sha256 of the canonical JSON of hashed_dict()."""
+        canonical = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def fid_features(self) -> str:
+        """The FID feature network actually used: digits-cnn for digits, Inception otherwise, unless set."""
+        if self.eval.fid_features != "auto":
+            return self.eval.fid_features
+        return "digits-cnn" if self.data.dataset == "digits" else "inception"
+
+
+def leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every dotted key of a settings model (tables recursed into)."""
+    paths = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= leaf_paths(annotation, f"{prefix}{name}.")
+        else:
+            paths.add(f"{prefix}{name}")
+    return paths
+
+
+# Keys a config file or --set may give; experiment, profile and seed come from the command line.
+SETTABLE_PATHS = frozenset(leaf_paths(RunConfig) - {"experiment", "profile", "seed"})
