@@ -1,45 +1,47 @@
-"""The command line: `python -m runner <command>` (fire). Bad input: one line on stderr, exit code 2."""
+"""`python -m runner`: check the whole command line, run the command (fire), map failures to exit codes.
+
+Bad input of any kind is one line on stderr and exit code 2; see README.md, "Exit codes".
+"""
 
 import sys
 
 import fire
-from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runner import cli
-from runner.errors import (
-    EXIT_DIVERGED,
-    EXIT_PREEMPTED,
-    EXIT_USER_ERROR,
-    Diverged,
-    Preempted,
-    UserError,
-)
-from runner.store import PointerConflict
+from runner.argv import check_command_line
+from runner.cli import Commands
+from runner.errors import EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_USER_ERROR, Diverged, Preempted, UserError, redact
+from runner.store import BadKey, PointerConflict
+
+EXIT_INTERRUPTED = 130
 
 
-def main() -> int:
-    """Run the CLI; map the runner's exceptions to one line and an exit code."""
+def _fail(message: str, code: int) -> int:
+    print(redact(message), file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command line; returns the exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        fire.Fire(cli.Commands, name="python -m runner")
+        command = check_command_line(Commands, args)
+        fire.Fire(Commands, command=command, name="python -m runner")
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _fail(f"error: {err}", EXIT_USER_ERROR)
+    except BadKey as err:
+        return _fail(f"error: {err}", EXIT_USER_ERROR)
     except PointerConflict as err:
-        print(f"error: {err}: another process writes this run; this one stopped", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except (BotoCoreError, ClientError, Boto3Error) as err:
-        print(f"store unavailable: {err}; the run resumes from its last checkpoint when started again", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return _fail(f"error: {err}: another process writes this run; this one stopped", EXIT_USER_ERROR)
+    except (BotoCoreError, ClientError) as err:
+        message = f"store unavailable: {err}; the run resumes from its last checkpoint when started again"
+        return _fail(message, EXIT_PREEMPTED)
     except Diverged as err:
-        print(f"diverged: {err}", file=sys.stderr)
-        return EXIT_DIVERGED
+        return _fail(f"diverged: {err}", EXIT_DIVERGED)
     except Preempted as err:
-        print(f"preempted: {err}", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return _fail(f"preempted: {err}", EXIT_PREEMPTED)
     except KeyboardInterrupt:
-        print("interrupted: the run resumes from its last checkpoint", file=sys.stderr)
-        return 130
+        return _fail("interrupted: the run resumes from its last checkpoint", EXIT_INTERRUPTED)
     return 0
 
 

@@ -1,61 +1,59 @@
-"""The commands behind `python -m runner` (fire turns each public method into a subcommand)."""
+"""The commands behind `python -m runner` (fire turns each public method into a subcommand).
 
-from typing import Any
+Every flag is typed here; runner.argv checks a command line against these signatures before fire runs it.
+Commands import what they need when they run, so a mistyped command fails in a fraction of a second.
+"""
+
+import inspect
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from runner.cluster_cli import ClusterCommands
-from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
+from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
 from runner.report_cli import ReportCommands
 
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def _int_flag(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"--{name} {value!r}: expected an integer")
-    return value
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Count = Annotated[int, Field(ge=1, le=10**8)]
+Device = Literal["auto", "cpu", "cuda"]
+Strings = list[str]  # (inside Commands, `list` is the list command)
 
 
 def resolve_run(
     exp: str,
     profile: str,
-    seed: Any = 0,
-    iterations: Any = None,
+    seed: int = 0,
+    iterations: int | None = None,
     device: str | None = None,
-    ood: Any = None,
-    overrides: Any = None,
+    ood: list[str] | None = None,
+    overrides: list[str] | None = None,
     data_root: str | None = None,
     download: bool = False,
-    checkpoint_every: Any = None,
+    checkpoint_every: int | None = None,
     config: str = DEFAULT_CONFIG_FILE,
-) -> RunConfig:
-    """Turn CLI flags into `--set` style overrides on top of experiments.toml, then resolve."""
-    if not isinstance(exp, str) or not exp:
+):
+    """The RunConfig of one run: experiments.toml, then --set, then the dedicated flags (which win)."""
+    from runner.config import ExperimentsFile
+
+    if not exp:
         raise UserError("--exp NAME is required (see `python -m runner list`)")
-    seed = _int_flag("seed", seed)
     values = parse_overrides(overrides)
     flags = {
-        "train.iterations": _int_flag("iterations", iterations),
+        "train.iterations": iterations,
         "runtime.device": device,
         "runtime.data_root": data_root,
         "runtime.download": True if download else None,
-        "runtime.checkpoint_every": _int_flag("checkpoint-every", checkpoint_every),
+        "runtime.checkpoint_every": checkpoint_every,
+        "runtime.ood_files": list(ood) if ood else None,
     }
     values |= {key: value for key, value in flags.items() if value is not None}
-    if ood is not None:
-        values["runtime.ood_files"] = _as_list(ood)
-    return ExperimentsFile(config).resolve(str(exp), str(profile), seed, values)
+    return ExperimentsFile(config).resolve(exp, profile, seed, values)
 
 
-def _print_result(result: dict[str, Any]) -> None:
+def print_result(result: dict[str, Any]) -> None:
+    """The run's FID line and its AUROC per OOD set."""
     fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
     fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
     print(
@@ -72,6 +70,8 @@ class Commands(ReportCommands, ClusterCommands):
 
     def list(self, config: str = DEFAULT_CONFIG_FILE) -> None:
         """The experiments and profiles of experiments.toml."""
+        from runner.config.experiments_file import ExperimentsFile
+
         experiments = ExperimentsFile(config)
         print("experiments:")
         for name in experiments.experiments:
@@ -81,76 +81,66 @@ class Commands(ReportCommands, ClusterCommands):
             print(f"  {name:<15} {table.get('description', '')}")
         print(f"seeds of a sweep: {experiments.seeds()}")
 
+    def show(
+        self,
+        exp: str = "",
+        profile: str = "tiny",
+        seed: Seed = 0,
+        set: Strings | None = None,  # noqa: A002 - the flag is --set
+        config: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
+        """Print a run's resolved config (every value, the methods' defaults included) and its hash, as JSON."""
+        cfg = resolve_run(exp, profile, seed, overrides=set, config=config)
+        print(
+            json.dumps({"run_id": cfg.run_id, "config_hash": cfg.config_hash, **cfg.model_dump(mode="json")}, indent=2)
+        )
+
     def local(
         self,
         exp: str = "",
         profile: str = "tiny",
-        seed: int = 0,
-        iterations: int | None = None,
+        seed: Seed = 0,
+        iterations: Count | None = None,
         store: str = "runs",
-        device: str | None = None,
-        ood: Any = None,
-        set: Any = None,  # noqa: A002 - the flag is --set
+        device: Device | None = None,
+        ood: Strings | None = None,
+        set: Strings | None = None,  # noqa: A002 - the flag is --set
         data_root: str | None = None,
         download: bool = False,
-        checkpoint_every: int | None = None,
+        checkpoint_every: Count | None = None,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
         """Train and evaluate one run here; re-running the same command resumes it.
 
-        --set KEY=VALUE overrides any config key by its dotted path; several in one quoted string:
-        --set 'sgld.steps=20 train.batch_size=32'.
+        --set KEY=VALUE overrides any config key by its dotted path; several in one quoted string
+        (--set 'sgld.steps=20 train.batch_size=32') or as repeated flags. --ood takes FILE.npz, a
+        comma-separated list or [a.npz,b.npz].
         """
         cfg = resolve_run(
             exp, profile, seed, iterations, device, ood, set, data_root, download, checkpoint_every, config
         )
         from runner.run import execute  # torch is imported only once the flags are known to be good
 
-        _print_result(execute(cfg, store))
+        print_result(execute(cfg, store))
 
-    def worker(
-        self,
-        exp: str = "",
-        profile: str = "paper",
-        seed: int = 0,
-        store: str = "runs",
-        iterations: int | None = None,
-        device: str | None = None,
-        ood: Any = None,
-        set: Any = None,  # noqa: A002
-        data_root: str | None = None,
-        download: bool = False,
-        checkpoint_every: int | None = None,
-        config: str = DEFAULT_CONFIG_FILE,
-    ) -> None:
-        """The entry point of a Kubernetes Job: the same code path as `local`, progress bar off."""
-        overrides = ["runtime.progress=false", *_as_list(set)]
-        cfg = resolve_run(
-            exp,
-            profile,
-            seed,
-            iterations,
-            device,
-            ood,
-            overrides,
-            data_root,
-            download,
-            checkpoint_every,
-            config,
-        )
-        from runner.run import execute  # torch is imported only once the flags are known to be good
+    def worker(self, *args: Any, **kwargs: Any) -> None:
+        """The entry point of a Kubernetes Job: `local` with the progress bar off (the same flags)."""
+        bound = inspect.signature(self.local).bind(*args, **kwargs)
+        given = bound.arguments.get("set") or []
+        bound.arguments["set"] = ["runtime.progress=false", *([given] if isinstance(given, str) else given)]
+        self.local(*bound.args, **bound.kwargs)
 
-        _print_result(execute(cfg, store))
+    worker.__signature__ = inspect.signature(local)  # type: ignore[attr-defined]
 
     def bench(
         self,
-        config: str = "ref32",
-        iterations: int = 5,
+        config: Literal["ref32", "tiny", "paper"] = "ref32",
+        iterations: Annotated[int, Field(ge=1, le=10_000)] = 5,
         plain: bool = False,
-        device: str = "cpu",
+        device: Literal["cpu", "cuda"] = "cpu",
         bf16: bool = False,
-        warmup: int = 1,
-        set: Any = None,  # noqa: A002
+        warmup: Annotated[int, Field(ge=0, le=10_000)] = 1,
+        set: Strings | None = None,  # noqa: A002
     ) -> None:
         """Time training iterations of ref32|tiny|paper on synthetic data; prints one JSON line.
 

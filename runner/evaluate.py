@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -71,8 +72,18 @@ def ood_scores(trainer: Trainer, images: torch.Tensor) -> dict[str, np.ndarray]:
     return scores
 
 
-def evaluate(trainer: Trainer, data: ImageData, ood: dict[str, torch.Tensor], log: Callable[[str], None]) -> Evaluation:
-    """FID (with fid_init of the initial noise buffer) and AUROC of both scores for every OOD set."""
+def evaluate(
+    trainer: Trainer,
+    data: ImageData,
+    ood: dict[str, torch.Tensor],
+    log: Callable[[str], None],
+    inception_weights: Path | None = None,
+    unavailable: str | None = None,
+) -> Evaluation:
+    """FID (with fid_init of the initial noise buffer) and AUROC of both scores for every OOD set.
+
+    For Inception features, `inception_weights` is the verified file; `unavailable` says why there is none.
+    """
     cfg = trainer.cfg
     ev, progress = cfg.eval, cfg.runtime.progress
     notes: list[str] = []
@@ -86,7 +97,9 @@ def evaluate(trainer: Trainer, data: ImageData, ood: dict[str, torch.Tensor], lo
     generator_state = torch.get_rng_state()
     torch.manual_seed(cfg.seed + 1)  # evaluation draws its own noise: it does not depend on where training stopped
     try:
-        extractor = load_feature_extractor(features, trainer.device, ev.inception_weights)
+        if unavailable:
+            raise FeaturesUnavailable(unavailable)
+        extractor = load_feature_extractor(features, trainer.device, inception_weights)
     except FeaturesUnavailable as err:
         extractor = None
         notes.append(f"fid missing: {err}")

@@ -160,7 +160,7 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["local", "--exp", "baseline", "--set", "sgld.stepz=3"], "error: --set: sgld.stepz: unknown key"),
         (["local", "--exp", "nope"], "error: experiments.toml: unknown experiment 'nope'"),
         (["local", "--exp", "baseline", "--profile", "huge"], "error: experiments.toml: unknown profile 'huge'"),
-        (["local", "--exp", "baseline", "--seed", "x"], "error: --seed 'x': expected an integer"),
+        (["local", "--exp", "baseline", "--seed", "x"], "error: local: --seed x: input should be a valid integer"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(args, expected, tmp_path):

@@ -10,6 +10,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from sklearn.metrics import roc_auc_score
 
 from runner.data import load_digits, to_unit_float, uniform_noise
+from runner.errors import UserError
 from runner.metrics.fid import (
     FeatureExtractor,
     FeaturesUnavailable,
@@ -18,6 +19,7 @@ from runner.metrics.fid import (
     reference_statistics,
     statistics,
 )
+from runner.metrics.inception import fetch_inception_weights, weights_path
 from runner.metrics.ood import auroc
 
 # pytorch-fid passes scipy's deprecated `disp` to sqrtm; the digits-cnn features have a singular covariance
@@ -132,30 +134,31 @@ def test_auroc_hand_cases():
 # --- feature networks --------------------------------------------------------------------------
 
 
-def test_inception_with_nonexistent_weights_path_is_unavailable(tmp_path):
+def test_inception_with_nonexistent_weights_path_is_a_user_error(tmp_path):
     missing = str(tmp_path / "pt_inception.pth")
-    with pytest.raises(FeaturesUnavailable, match="no such file") as info:
-        load_feature_extractor("inception", torch.device("cpu"), missing)
+    with pytest.raises(UserError, match="no such file") as info:
+        fetch_inception_weights(missing)
     assert missing in str(info.value)
 
 
-def test_inception_with_wrong_weights_file_is_unavailable(tmp_path):
+def test_inception_weights_with_another_digest_are_refused_before_loading(tmp_path):
     wrong = tmp_path / "not_inception.pt"
     torch.save({"conv.weight": torch.zeros(2)}, wrong)
-    with pytest.raises(FeaturesUnavailable, match="not pytorch-fid's FID weights"):
-        load_feature_extractor("inception", torch.device("cpu"), str(wrong))
+    with pytest.raises(UserError, match="is not pytorch-fid's FID weights"):
+        fetch_inception_weights(str(wrong))
+    assert not weights_path().exists()  # nothing was installed
 
 
-def test_inception_without_network_is_unavailable(monkeypatch, tmp_path):
-    import pytorch_fid.inception
+def test_inception_without_network_is_unavailable(monkeypatch):
+    import torch.hub
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(pytorch_fid.inception, "load_state_dict_from_url", offline)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(FeaturesUnavailable, match="could not be downloaded"):
-        load_feature_extractor("inception", torch.device("cpu"), "")
+        fetch_inception_weights("")
+    assert not list(weights_path().parent.glob("*"))  # no partial download left behind
 
 
 class CountingNetwork:

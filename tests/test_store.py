@@ -384,6 +384,7 @@ def test_claim_config_guard(backend):
     assert written["config_hash"] == "hash-a" and written["config"]["sgld"] == {"steps": 20}
     run.claim(CONFIG, "hash-a")
     RunStore(store, RUN).claim(CONFIG, "hash-a")
+    run.save_checkpoint(10, payload(10))  # a run with a committed checkpoint keeps its config
     changed = {**CONFIG, "train": {**CONFIG["train"], "lr": 2e-4}, "sgld": {"steps": 40}, "new": 1}
     with pytest.raises(UserError) as info:
         RunStore(store, RUN).claim(changed, "hash-b")
@@ -393,6 +394,17 @@ def test_claim_config_guard(backend):
     raw.put(f"{RUN}/config.json", b"{not json")
     with pytest.raises(UserError, match="unreadable"):
         RunStore(store, RUN).claim(CONFIG, "hash-a")
+
+
+def test_a_run_without_checkpoints_can_be_claimed_again_with_another_config(backend):
+    store, raw = backend
+    RunStore(store, RUN).claim(CONFIG, "hash-a")
+    raw.put(f"{RUN}/metrics.jsonl", b'{"step": 1}\n')  # what a run that crashed before its first checkpoint leaves
+    messages = []
+    RunStore(store, RUN).claim({**CONFIG, "sgld": {"steps": 40}}, "hash-b", messages.append)
+    assert json.loads(raw.get(f"{RUN}/config.json"))["config_hash"] == "hash-b"
+    assert store.list(f"{RUN}/") == [f"{RUN}/config.json"]  # the leftovers of the failed start are gone
+    assert len(messages) == 1 and "never committed a checkpoint" in messages[0]
 
 
 # --- local backend: atomic writes -------------------------------------------------------------------------------

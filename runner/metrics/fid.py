@@ -1,27 +1,19 @@
-"""FID: pytorch-fid's Frechet distance over features of a named feature network (DESIGN 3.6)."""
+"""FID: pytorch-fid's Frechet distance over the features of a named network, and cached reference statistics."""
 
 import hashlib
-import os
-import shutil
+import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
-from torch import nn
+
+from runner.atomic_file import write_atomic
+from runner.metrics.inception import FeaturesUnavailable, cache_dir, load_inception
 
 INCEPTION = "inception"
 DIGITS_CNN = "digits-cnn"
-
-
-class FeaturesUnavailable(Exception):
-    """The feature network's weights cannot be had; FID is recorded as missing."""
-
-
-def cache_dir() -> Path:
-    """Where reference statistics and fetched weights are cached ($CLEL_CACHE, else ~/.cache/clel-runner)."""
-    return Path(os.environ.get("CLEL_CACHE", Path.home() / ".cache" / "clel-runner"))
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,47 +42,18 @@ class FeatureExtractor:
         return torch.cat(chunks).numpy()
 
 
-def _inception(weights: str) -> nn.Module:
-    from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+def load_feature_extractor(name: str, device: torch.device, inception_weights: Path | None = None) -> FeatureExtractor:
+    """The FID feature network: 'digits-cnn' (shipped) or 'inception' from a verified weights file.
 
-    block = [InceptionV3.BLOCK_INDEX_BY_DIM[2048]]
-    if not weights:
-        try:
-            return InceptionV3(block)
-        except Exception as err:  # torch.hub raises URLError, OSError, HTTPError... offline
-            raise FeaturesUnavailable(f"pytorch-fid Inception weights could not be downloaded ({err})") from None
-    hub = cache_dir() / "hub"
-    target = hub / "checkpoints" / FID_WEIGHTS_URL.rsplit("/", 1)[-1]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if weights.startswith("s3://"):
-        from runner.store import download_object
-
-        try:
-            download_object(weights, target)
-        except Exception as err:
-            raise FeaturesUnavailable(f"Inception weights {weights} could not be fetched ({err})") from None
-    elif Path(weights).is_file():
-        if not target.exists() or Path(weights).resolve() != target.resolve():
-            shutil.copyfile(weights, target)
-    else:
-        raise FeaturesUnavailable(f"Inception weights {weights}: no such file")
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(hub))  # pytorch-fid takes no path: it loads from the hub cache, without download
-    try:
-        return InceptionV3(block)
-    except Exception as err:
-        raise FeaturesUnavailable(f"Inception weights {weights} are not pytorch-fid's FID weights ({err})") from None
-    finally:
-        torch.hub.set_dir(previous)
-
-
-def load_feature_extractor(name: str, device: torch.device, inception_weights: str = "") -> FeatureExtractor:
-    """The FID feature network by name: 'inception' (pytorch-fid, 2048-d pool) or 'digits-cnn' (shipped)."""
+    For Inception, pass the file fetch_inception_weights() returned (it checked the sha256).
+    """
     if name == DIGITS_CNN:
         from runner.metrics.digits_cnn import load_digits_cnn
 
         return FeatureExtractor(name, load_digits_cnn(device).features, device)
-    model = _inception(inception_weights).to(device).eval()
+    if inception_weights is None:
+        raise FeaturesUnavailable("no verified Inception weights file given")
+    model = load_inception(inception_weights).to(device).eval()
     return FeatureExtractor(name, lambda x: model(x)[0], device)
 
 
@@ -101,11 +64,13 @@ def reference_statistics(
     digest = hashlib.sha256(images.cpu().numpy().tobytes()).hexdigest()[:12]
     path = cache_dir() / "fid_stats" / f"{key}-{extractor.name}-{digest}.npz"
     if path.is_file():
-        with np.load(path) as cached:
-            return cached["mu"], cached["sigma"]
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                return cached["mu"], cached["sigma"]
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
     mu, sigma = statistics(extractor(images, batch_size))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, mu=mu, sigma=sigma)
+    write_atomic(path, buffer.getvalue())
     return mu, sigma

@@ -6,9 +6,11 @@ after the checkpoint object is complete, with a conditional write, so it always 
 and a stale writer cannot move it backwards (docs/ARCHITECTURE.md, "The checkpoint protocol").
 """
 
+import fcntl
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from runner.errors import UserError
@@ -42,24 +44,62 @@ class RunStore:
         """The store key of a file in this run's directory."""
         return f"{self.run_id}/{name}"
 
-    # --- config guard -------------------------------------------------------------------------
-    def claim(self, config: dict[str, Any], config_hash: str) -> None:
-        """Write config.json, or check that an existing one has the same hash (UserError if not)."""
+    # --- one writer, and the config guard ---------------------------------------------------------
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run for this process. On a local store a second process is refused at once (UserError);
+        an S3 store has no locks: there the LATEST conditional write stops a second writer at its first checkpoint.
+        """
+        folder = self.store.local_path(self.key(""))
+        if folder is None:
+            yield
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"run {self.run_id} in {self.store.uri} is being written by another process") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def claim(self, config: dict[str, Any], config_hash: str, log: Callable[[str], None] = print) -> None:
+        """Write config.json, or check that an existing one has the same hash.
+
+        A run that never committed a checkpoint may be claimed again with another config (its leftovers are
+        removed); one with checkpoints refuses a different config (UserError naming the changed keys).
+        """
+        key = self.key("config.json")
+        body = json.dumps({"config_hash": config_hash, "config": config}, indent=2, sort_keys=True).encode()
         try:
-            existing = json.loads(self.store.read(self.key("config.json")))
+            existing = json.loads(self.store.read(key))
+            if not isinstance(existing, dict):
+                raise ValueError
         except KeyError:
-            body = json.dumps({"config_hash": config_hash, "config": config}, indent=2, sort_keys=True)
-            self.store.write(self.key("config.json"), body.encode())
+            self.store.write(key, body)
             return
         except (ValueError, UnicodeDecodeError):
-            raise UserError(f"{self.store.uri}/{self.key('config.json')}: unreadable; move the run away") from None
-        if existing.get("config_hash") != config_hash:
-            changed = _changed_keys(existing.get("config", {}), json.loads(json.dumps(config)))
-            raise UserError(
-                f"run {self.run_id} in {self.store.uri} was started with config {existing.get('config_hash')}, "
-                f"this command resolves to {config_hash} (changed: {', '.join(changed) or 'unknown'}); "
-                "use another --store or seed, or remove the run"
-            )
+            existing = None
+        if existing is not None and existing.get("config_hash") == config_hash:
+            return
+        if self.store.read_pointer(self.key(LATEST)) is None:
+            leftovers = [k for k in self.store.list(self.key("")) if k != key]
+            log(f"run {self.run_id} never committed a checkpoint: starting it again with config {config_hash}")
+            for leftover in leftovers:
+                self.store.delete(leftover)
+            self.store.write(key, body)
+            return
+        if existing is None:
+            raise UserError(f"{self.store.uri}/{key}: unreadable, and the run has checkpoints; move the run away")
+        old = existing.get("config", {})
+        changed = _changed_keys(old if isinstance(old, dict) else {}, json.loads(json.dumps(config)))
+        raise UserError(
+            f"run {self.run_id} in {self.store.uri} was started with config {existing.get('config_hash')}, "
+            f"this command resolves to {config_hash} (changed: {', '.join(changed) or 'unknown'}); "
+            "use another --store or seed, or remove the run"
+        )
 
     # --- checkpoints --------------------------------------------------------------------------
     def _read_latest(self) -> list[dict[str, Any]]:
