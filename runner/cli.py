@@ -5,7 +5,7 @@ from typing import Any
 from runner.cluster_cli import ClusterCommands
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
 from runner.errors import UserError
-from runner.report_cli import ReportCommands
+from runner.report.commands import ReportCommands
 
 
 def _as_list(value: Any) -> list[str]:
