@@ -13,7 +13,7 @@ from pydantic import Field
 from runner.cluster_cli import ClusterCommands
 from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
-from runner.report_cli import ReportCommands
+from runner.report.commands import ReportCommands
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Field(ge=1, le=10**8)]

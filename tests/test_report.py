@@ -20,16 +20,16 @@ from tensorboard.plugins.hparams import metadata as hp_metadata
 from runner.errors import UserError
 from runner.report import (
     FID,
-    HPARAMS,
     TENSORBOARD_DIR,
     MetricKey,
-    parse_result,
+    read_result,
     run_columns,
     summarize,
     summary_columns,
     welch_interval,
 )
 from runner.store import RunStore, Store, open_store
+from tests.runs import local_args, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("interpolation", "uniform_noise")
@@ -153,23 +153,29 @@ def test_welch_interval_matches_scipy_and_hand_computation():
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "expected a JSON object"),
         (json.dumps({"accuracy": 0.9}).encode(), "missing keys"),
-        (json.dumps(result("baseline", 0, "10", (0.8, 0.7), (0.9, 0.9))).encode(), "fid: expected number or null"),
-        (json.dumps(result("baseline", 0, True, (0.8, 0.7), (0.9, 0.9))).encode(), "fid: expected number or null"),
+        (json.dumps({"accuracy": 0.9}).encode(), "unexpected keys accuracy"),
+        (json.dumps(result("baseline", 0, "10", (0.8, 0.7), (0.9, 0.9))).encode(), "fid: expected a valid number"),
+        (json.dumps(result("baseline", 0, True, (0.8, 0.7), (0.9, 0.9))).encode(), "fid: expected a valid number"),
         (json.dumps(result("baseline", 0, 10.0, ("x", 0.7), (0.9, 0.9))).encode(), "auroc.interpolation.marginal"),
         (json.dumps(result("baseline", 1, 10.0, (0.8, 0.7), (0.9, 0.9))).encode(), "does not match"),
         (json.dumps(result("baseline", 0, 10.0, (0.8, 0.7), (0.9, 0.9)) | {"seed": 0.0}).encode(), "seed"),
     ],
 )
-def test_parse_result_rejects_corrupt_foreign_and_mistyped_files(body, message):
+def test_read_result_rejects_corrupt_foreign_and_mistyped_files(body, message):
     with pytest.raises(ValueError, match=message):
-        parse_result(body, "baseline-tiny-s0")
+        read_result(body, "baseline-tiny-s0")
 
 
-def test_parse_result_counts_a_non_finite_metric_as_missing():
-    body = json.dumps(result("baseline", 0, float("nan"), (0.8, 0.7), (0.9, 0.9))).encode()
-    parsed = parse_result(body, "baseline-tiny-s0")
-    assert parsed.fid is None
-    assert any("fid is nan" in note for note in parsed.notes)
+def test_read_result_counts_a_non_finite_metric_as_missing():
+    body = result("baseline", 0, float("nan"), (0.8, float("-inf")), (0.9, 0.9)) | {"fid_init": float("inf")}
+    parsed = read_result(json.dumps(body).encode(), "baseline-tiny-s0")
+    assert parsed.fid is None and parsed.fid_init is None and parsed.auroc["interpolation"].joint is None
+    assert parsed.auroc["interpolation"].marginal == 0.8
+    assert parsed.notes == [
+        "fid is nan: counted as missing",
+        "auroc.interpolation.joint is -inf: counted as missing",
+        "fid_init is inf: counted as missing",
+    ]
 
 
 # --- a local store -----------------------------------------------------------------------------------------
@@ -238,7 +244,14 @@ def check_runs_csv(path: Path) -> None:
 def check_hparams(logdir: Path, run_ids: list[str]) -> None:
     content, _ = hparams_of(logdir)
     experiment = hp_metadata.parse_experiment_plugin_data(content[hp_metadata.EXPERIMENT_TAG])
-    assert {info.name for info in experiment.hparam_infos} == set(HPARAMS)
+    assert {info.name for info in experiment.hparam_infos} == {
+        "experiment",
+        "profile",
+        "crl",
+        "norm_direction_split",
+        "seed",
+        "use_generated_negatives",
+    }
     domains = {info.name: list(info.domain_discrete) for info in experiment.hparam_infos}
     assert domains["experiment"] == ["baseline", "no_norm_split", "plain_ebm"]
     assert domains["seed"] == [0, 1, 2] and domains["use_generated_negatives"] == ["n/a", "true"]
@@ -425,42 +438,51 @@ def test_empty_missing_or_unreadable_stores_are_user_errors(tmp_path):
         summarize(str(tmp_path / "bad"), str(tmp_path / "summary.txt"), "")
 
 
-SHIM = """import sys
-
-from runner import __main__ as entry
-from runner import cli
-from runner.report_cli import ReportCommands
-
-
-class Commands(cli.Commands, ReportCommands):
-    \"\"\"runner.cli.Commands with the summarize subcommand.\"\"\"
-
-
-cli.Commands = Commands
-sys.exit(entry.main())
-"""
+def test_an_unwritable_output_is_a_one_line_user_error(tmp_path):
+    store = open_store(str(tmp_path / "runs"))
+    store.write("baseline-tiny-s0/result.json", json.dumps(result(*RUNS[0])).encode())
+    (tmp_path / "blocker").write_text("a file where the output directory should be")
+    out = tmp_path / "blocker" / "summary.csv"
+    with pytest.raises(UserError, match=f"^cannot write {out}: [^\n]+$"):
+        summarize(str(tmp_path / "runs"), str(out), "", lambda line: None)
 
 
 def test_cli_exits_2_on_an_empty_store(tmp_path):
-    """Through runner.__main__.main (one line on stderr, exit code 2) with ReportCommands mixed into Commands
-    as runner.cli is to do; `python -m runner summarize` itself once cli.Commands inherits ReportCommands."""
-    from runner import cli
-    from runner.report_cli import ReportCommands
-
+    """`python -m runner summarize` through runner.__main__.main: one line on stderr, exit code 2."""
     (tmp_path / "empty").mkdir()
     args = ["summarize", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "summary.csv")]
-    if issubclass(cli.Commands, ReportCommands):
-        command = [sys.executable, "-m", "runner", *args]
-    else:
-        shim = tmp_path / "runner_with_report.py"
-        shim.write_text(SHIM)
-        command = [sys.executable, str(shim), *args]
     env = os.environ | {"PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"error: store {tmp_path / 'empty'}: no finished or running runs to summarize"
     ]
+
+
+@pytest.mark.slow
+def test_summarize_a_real_run(tmp_path):
+    """A 3-iteration run through the CLI, then summarize: its result.json parses and the run is in both CSVs."""
+    store = tmp_path / "store"
+    done = run_cli(*local_args(str(store), iterations=3))
+    assert done.returncode == 0, done.stderr
+    data = (store / "baseline-tiny-s0" / "result.json").read_bytes()
+    assert read_result(data, "baseline-tiny-s0").to_json() == data, "the model re-writes run.py's file unchanged"
+    fid = json.loads(data)["fid"]
+    assert isinstance(fid, float)
+
+    report, stdout, warnings = run_summarize(str(store), tmp_path, config=str(REPO / "experiments.toml"))
+    assert warnings == [] and [r.run_id for r in report.scan.results] == ["baseline-tiny-s0"]
+    _, rows = read_csv(tmp_path / "out" / "summary.csv")
+    assert [(row["experiment"], row["profile"], row["seeds"], row["fid_n"]) for row in rows] == [
+        ("baseline", "tiny", "0", "1")
+    ]
+    assert float(rows[0]["fid_mean"]) == pytest.approx(fid, rel=1e-7)
+    _, runs = read_csv(tmp_path / "out" / "summary_runs.csv")
+    assert [row["run_id"] for row in runs] == ["baseline-tiny-s0"]
+    assert runs[0]["fid"] == f"{fid:.8g}" and runs[0]["iterations"] == "3"
+    assert stdout.splitlines()[1].split()[:4] == ["baseline", "tiny", "1", f"{fid:.2f}"]
 
 
 # --- an S3 store on the loopback moto server ---------------------------------------------------------------

@@ -13,6 +13,6 @@ class ReportCommands:
         samples_grid.png beside it, and <store>/tensorboard/ for `tensorboard --logdir <store>`. Missing runs are
         the sweep of --config ([sweep] seeds x experiments x the profiles seen) without a run directory.
         """
-        from runner.report import summarize
+        from runner.report.summary import summarize  # numpy, scipy and matplotlib only when summarizing
 
         summarize(str(store), str(out), str(config))

@@ -1,0 +1,29 @@
+"""The local files summarize writes: where they go, and writing one completely or not at all."""
+
+from pathlib import Path
+
+from runner.atomic_file import write_atomic
+from runner.errors import UserError
+
+
+def output_paths(out: str) -> dict[str, Path]:
+    """summary: <out>; runs: <stem>_runs.csv; plot: <stem>.png; samples: samples_grid.png, all beside <out>."""
+    if "://" in out:
+        raise UserError(f"--out {out}: expected a local file path")
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".csv":
+        raise UserError(f"--out {out}: expected a file name ending in .csv")
+    return {
+        "summary": path,
+        "runs": path.with_name(f"{path.stem}_runs.csv"),
+        "plot": path.with_suffix(".png"),
+        "samples": path.with_name("samples_grid.png"),
+    }
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write one output file atomically; UserError (one line) if the location is not writable."""
+    try:
+        write_atomic(path, data)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None

@@ -1,0 +1,88 @@
+"""`summarize`: read a store, print the table and the runs still to come, write the CSVs, plots and HParams."""
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.config import DEFAULT_CONFIG_FILE
+from runner.errors import UserError
+from runner.report.files import output_paths, write_output
+from runner.report.hparams import TENSORBOARD_DIR, write_hparams
+from runner.report.plots import plot_samples, plot_summary
+from runner.report.scan import StoreScan, open_checked, scan_store
+from runner.report.stats import Group, group_runs, metric_keys
+from runner.report.sweep import load_config, missing_runs
+from runner.report.table import csv_text, format_table, run_columns, run_row, summary_columns, summary_rows
+
+
+@dataclass
+class SummaryReport:
+    """What summarize found and wrote."""
+
+    scan: StoreScan
+    groups: list[Group]
+    missing: list[str] | None
+    files: dict[str, Path]
+    tensorboard_keys: list[str]
+
+
+def _print_progress(scan: StoreScan, missing: list[str] | None, seeds: list[int], log: Callable[[str], None]) -> None:
+    if scan.running:
+        log(f"running ({len(scan.running)}): checkpoints or a config but no result.json")
+        log("\n".join(f"  {run_id:<28} {state}" for run_id, state in scan.running.items()))
+    if missing is None:
+        log("missing: not listed (no experiments.toml here; pass --config)")
+    elif missing:
+        log(f"missing ({len(missing)}) from the sweep (experiments x profiles seen x seeds {seeds}):")
+        log("\n".join(f"  {run_id}" for run_id in missing))
+    else:
+        log(f"missing: none (sweep seeds {seeds})")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def summarize(
+    store_uri: str,
+    out: str = "summary.csv",
+    config: str = DEFAULT_CONFIG_FILE,
+    log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = _stderr,
+) -> SummaryReport:
+    """Summarize a store: CSVs, plots and TensorBoard HParams; prints the table and the runs still to come."""
+    files = output_paths(out)
+    experiments = load_config(config)
+    store = open_checked(store_uri)
+    scan = scan_store(store)
+    for run_id, reason in scan.skipped.items():
+        warn(f"skipped {store.uri}/{run_id}/result.json: {reason}")
+    if not scan.results and not scan.running:
+        skipped = f" ({len(scan.skipped)} unreadable result.json skipped)" if scan.skipped else ""
+        raise UserError(f"store {store.uri}: no finished or running runs to summarize{skipped}")
+    missing = missing_runs(experiments, scan) if experiments else None
+    seeds = experiments.seeds() if experiments else []
+    order = list(experiments.experiments) if experiments else []
+    groups = group_runs(scan.results, order)
+    metrics = metric_keys(scan.results)
+    report = SummaryReport(scan, groups, missing, {}, [])
+    if groups:
+        log(format_table(groups, metrics))
+    _print_progress(scan, missing, seeds, log)
+    if not groups:
+        log("no finished runs yet: nothing written")
+        return report
+    write_output(files["summary"], csv_text(summary_columns(metrics), summary_rows(groups, metrics)).encode())
+    runs = [r for g in groups for r in g.runs]
+    write_output(files["runs"], csv_text(run_columns(metrics), [run_row(r, metrics) for r in runs]).encode())
+    plot_summary(groups, metrics, files["plot"])
+    report.files = {name: path for name, path in files.items() if name != "samples"}
+    if plot_samples(store, groups, files["samples"]):
+        report.files["samples"] = files["samples"]
+    else:
+        log("no run has a readable samples.png: no samples grid")
+    report.tensorboard_keys = write_hparams(store, runs, metrics)
+    log("wrote " + ", ".join(str(p) for p in report.files.values()))
+    log(f"wrote {store.uri}/{TENSORBOARD_DIR}/ ({len(runs)} HParams sessions): tensorboard --logdir {store.uri}")
+    return report

@@ -1,0 +1,119 @@
+"""result.json: the one definition of the file a finished run writes and `summarize` reads.
+
+The model is strict (no coercion, no unknown or absent keys). Pydantic's strict mode still accepts a JSON
+integer where a number is expected and stores it as a float (1800 -> 1800.0); booleans are never numbers.
+NaN and infinities are kept as they are: the reader decides what a non-finite metric means.
+"""
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
+
+RESULT_FILE = "result.json"
+
+
+class Strict(BaseModel):
+    """No unknown keys, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AurocScores(Strict):
+    """The AUROC of both scores against one OOD set; None where the score does not exist (no encoder)."""
+
+    marginal: float | None
+    joint: float | None
+
+
+class RunResult(Strict):
+    """A finished run: what it was, how long it took, and its FID and OOD AUROCs."""
+
+    experiment: str
+    profile: str
+    seed: int
+    run_id: str
+    config_hash: str
+    iterations: int
+    wall_s: float
+    device: str
+    torch: str
+    crl: str
+    norm_direction_split: bool
+    use_generated_negatives: bool | Literal["n/a"]
+    fid: float | None
+    fid_features: str
+    fid_init: float | None
+    fid_protocol: str
+    auroc: dict[str, AurocScores]
+    notes: list[str]
+
+    @model_validator(mode="after")
+    def _run_id_matches(self, info: ValidationInfo) -> "RunResult":
+        expected = f"{self.experiment}-{self.profile}-s{self.seed}"
+        directory = (info.context or {}).get("run_dir")
+        if self.run_id != expected or directory not in (None, expected):
+            where = "" if directory is None else f" and its directory {directory!r}"
+            raise ValueError(f"run_id {self.run_id!r} does not match {expected!r}{where}")
+        return self
+
+    def to_json(self) -> bytes:
+        """The file's bytes: sorted keys, two-space indent, a final newline (NaN is written as NaN)."""
+        return (json.dumps(self.model_dump(), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, run_dir: str | None = None) -> "RunResult":
+        """Parse a result.json (found in directory run_dir, when given); ValueError with a one-line reason."""
+        try:
+            raw = json.loads(data)
+        except ValueError as err:
+            raise ValueError(f"not valid JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw, context={"run_dir": run_dir})
+        except ValidationError as err:
+            raise ValueError(_reason(raw, err)) from None
+
+
+def _reason(raw: dict[str, Any], err: ValidationError) -> str:
+    """The first problem pydantic found, in one line, with the JSON path of the offending value."""
+    errors = err.errors(include_url=False)
+    top = [e for e in errors if len(e["loc"]) == 1]
+    missing = [str(e["loc"][0]) for e in top if e["type"] == "missing"]
+    extra = [str(e["loc"][0]) for e in top if e["type"] == "extra_forbidden"]
+    if missing or extra:
+        parts = [f"missing keys {', '.join(missing)}"] if missing else []
+        parts += [f"unexpected keys {', '.join(extra)}"] if extra else []
+        return f"{'; '.join(parts)} (not a result.json of this runner?)"
+    first = errors[0]
+    if first["type"] == "value_error":
+        return str(first["ctx"]["error"])
+    if first["type"] in ("missing", "extra_forbidden"):
+        what = "missing" if first["type"] == "missing" else "unexpected key"
+        return f"{'.'.join(str(part) for part in first['loc'])}: {what}"
+    path = _path(raw, first["loc"])
+    # A union (true/false or "n/a") fails once per member; those errors share the path and are one problem.
+    expected = dict.fromkeys(_expected(e) for e in errors if _path(raw, e["loc"]) == path)
+    got = json.dumps(first["input"])[:40]
+    return f"{'.'.join(path)}: expected {' or '.join(expected)}, got {got}".replace("\n", " ")
+
+
+def _path(raw: Any, loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """The part of a pydantic error location that indexes into the document (drops union member tags)."""
+    path, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+        path.append(str(part))
+    return tuple(path)
+
+
+def _expected(error: Any) -> str:
+    if error["type"] in ("model_type", "dict_type"):
+        return "an object"
+    return error["msg"].removeprefix("Input should be ")

@@ -1,0 +1,116 @@
+"""result.json's model (runner.result): what run.py writes parses back unchanged; anything else is refused."""
+
+import json
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from runner.result import RunResult
+
+
+def fields(**changes) -> dict:
+    """The values runner.run._result hands over for a finished SimCLR run."""
+    return {
+        "experiment": "baseline",
+        "profile": "tiny",
+        "seed": 1,
+        "run_id": "baseline-tiny-s1",
+        "config_hash": "9d9c4f029f2e",
+        "iterations": 40,
+        "wall_s": 12.34,
+        "device": "cpu (2 threads)",
+        "torch": "2.5.0",
+        "crl": "simclr",
+        "norm_direction_split": True,
+        "use_generated_negatives": True,
+        "fid": 181.25,
+        "fid_features": "digits-cnn",
+        "fid_init": 402.5,
+        "fid_protocol": "64 samples, 1 round of the training sampler",
+        "auroc": {
+            "uniform_noise": {"marginal": 0.95, "joint": 0.99},
+            "interpolation": {"marginal": 0.3, "joint": None},  # no joint score: stored as null
+        },
+        "notes": ["a note"],
+    } | changes
+
+
+def written_by_run_py(value: dict) -> bytes:
+    """result.json's bytes as runner.run writes them today (RunStore.write_json)."""
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"use_generated_negatives": "n/a", "crl": "byol"}, {"fid": None, "fid_init": None, "notes": []}],
+)
+def test_round_trip_is_byte_identical_to_what_run_py_writes(changes):
+    built = RunResult(**fields(**changes))
+    data = built.to_json()
+    assert data == written_by_run_py(fields(**changes))
+    parsed = RunResult.from_json(data, "baseline-tiny-s1")
+    assert parsed == built and parsed.to_json() == data
+    assert parsed.model_dump() == fields(**changes)
+
+
+def test_non_finite_metrics_are_written_and_read_back_as_they_are():
+    built = RunResult(**fields(fid=float("nan"), fid_init=float("inf")))
+    data = built.to_json()
+    assert data == written_by_run_py(fields(fid=float("nan"), fid_init=float("inf")))
+    assert b'"fid": NaN' in data and b'"fid_init": Infinity' in data
+    parsed = RunResult.from_json(data)
+    assert math.isnan(parsed.fid) and parsed.fid_init == math.inf
+
+
+def test_json_integers_are_numbers_but_booleans_and_strings_are_not():
+    integers = fields(wall_s=12, fid=181, auroc={"x": {"marginal": 1, "joint": 0}})
+    parsed = RunResult.from_json(json.dumps(integers).encode())
+    assert (parsed.wall_s, parsed.fid, parsed.auroc["x"].marginal) == (12.0, 181.0, 1.0)
+    assert isinstance(parsed.wall_s, float) and isinstance(parsed.auroc["x"].joint, float)
+    for bad in ({"fid": True}, {"fid": "181"}, {"wall_s": False}, {"iterations": 40.0}, {"seed": True}):
+        with pytest.raises(ValueError, match=f"^{next(iter(bad))}: expected"):
+            RunResult.from_json(json.dumps(fields(**bad)).encode())
+
+
+def renamed(old: str, new: str) -> dict:
+    return {new if key == old else key: value for key, value in fields().items()}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({key: value for key, value in fields().items() if key != "fid_protocol"}, "^missing keys fid_protocol "),
+        (renamed("fid", "fid_score"), "^missing keys fid; unexpected keys fid_score "),
+        (renamed("notes", "note"), "^missing keys notes; unexpected keys note "),
+        (fields(extra=1), "^unexpected keys extra "),
+        (fields(auroc={"svhn": {"marginal": 0.5}}), r"^auroc\.svhn\.joint: missing$"),
+        (fields(auroc={"svhn": {"marginal": 0.5, "joint": 0.5, "mix": 0.5}}), r"^auroc\.svhn\.mix: unexpected key$"),
+        (fields(auroc={"svhn": 0.5}), r"^auroc\.svhn: expected an object, got 0.5$"),
+        (fields(use_generated_negatives="yes"), "^use_generated_negatives: expected a valid boolean or 'n/a'"),
+        (fields(notes="none"), "^notes: expected a valid list"),
+        (fields(notes=["ok", 3]), r"^notes\.1: expected a valid string, got 3$"),
+        (fields(run_id="baseline-tiny-s2"), "^run_id 'baseline-tiny-s2' does not match 'baseline-tiny-s1'$"),
+        ([fields()], "^expected a JSON object, got list$"),
+    ],
+)
+def test_anything_but_the_model_is_refused_with_one_line(document, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        RunResult.from_json(json.dumps(document).encode())
+    assert "\n" not in str(caught.value)
+
+
+def test_the_run_directory_must_match():
+    data = RunResult(**fields()).to_json()
+    assert RunResult.from_json(data, "baseline-tiny-s1").run_id == "baseline-tiny-s1"
+    with pytest.raises(ValueError, match="does not match 'baseline-tiny-s1' and its directory 'baseline-tiny-s0'"):
+        RunResult.from_json(data, "baseline-tiny-s0")
+
+
+def test_the_writer_cannot_build_a_result_the_reader_would_refuse():
+    with pytest.raises(ValidationError, match="does not match"):
+        RunResult(**fields(seed=2))
+    with pytest.raises(ValidationError, match="fid"):
+        RunResult(**fields(fid="181.25"))
+    with pytest.raises(ValidationError, match="Field required"):
+        RunResult(**{key: value for key, value in fields().items() if key != "notes"})
