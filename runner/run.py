@@ -28,6 +28,7 @@ from runner.device import device_label, resolve_device
 from runner.errors import Preempted, UserError
 from runner.evaluate import Evaluation, evaluate
 from runner.metrics.inception import FeaturesUnavailable, fetch_inception_weights
+from runner.result import RESULT_FILE, RunResult
 from runner.run_logs import RunLogs
 from runner.store import CheckpointError, PointerConflict, RunStore, open_store
 
@@ -197,30 +198,30 @@ def _evaluate_and_record(
     save_image(evaluation.samples, buffer := io.BytesIO(), format="png", nrow=8)
     run.store.write(run.key("samples.png"), buffer.getvalue())
     logs.images("samples/final", evaluation.samples, trainer.step)
-    if result["fid"] is not None:
-        logs.writer.add_scalar("eval/fid", result["fid"], trainer.step)
-    run.write_json("result.json", result)
-    return result
+    if result.fid is not None:
+        logs.writer.add_scalar("eval/fid", result.fid, trainer.step)
+    run.store.write(run.key(RESULT_FILE), result.to_json())
+    return result.model_dump(mode="json")
 
 
-def _result(cfg: RunConfig, trainer: Trainer, ev: Evaluation, device: torch.device, wall_s: float) -> dict[str, Any]:
-    return {
-        "experiment": cfg.experiment,
-        "profile": cfg.profile,
-        "seed": cfg.seed,
-        "run_id": cfg.run_id,
-        "config_hash": cfg.config_hash,
-        "iterations": trainer.step,
-        "wall_s": round(wall_s, 2),
-        "device": device_label(device),
-        "torch": torch.__version__,
-        "crl": cfg.crl.method,
-        "norm_direction_split": cfg.energy.norm_direction_split,
-        "use_generated_negatives": cfg.crl.generated_negatives,
-        "fid": ev.fid,
-        "fid_features": ev.fid_features,
-        "fid_init": ev.fid_init,
-        "fid_protocol": ev.fid_protocol,
-        "auroc": ev.auroc,
-        "notes": ev.notes,
-    }
+def _result(cfg: RunConfig, trainer: Trainer, ev: Evaluation, device: torch.device, wall_s: float) -> RunResult:
+    return RunResult(
+        experiment=cfg.experiment,
+        profile=cfg.profile,
+        seed=cfg.seed,
+        run_id=cfg.run_id,
+        config_hash=cfg.config_hash,
+        iterations=trainer.step,
+        wall_s=round(wall_s, 2),
+        device=device_label(device),
+        torch=torch.__version__,
+        crl=cfg.crl.method,
+        norm_direction_split=cfg.energy.norm_direction_split,
+        use_generated_negatives=cfg.crl.generated_negatives,
+        fid=ev.fid,
+        fid_features=ev.fid_features,
+        fid_init=ev.fid_init,
+        fid_protocol=ev.fid_protocol,
+        auroc=ev.auroc,
+        notes=ev.notes,
+    )

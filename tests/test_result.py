@@ -37,7 +37,7 @@ def fields(**changes) -> dict:
 
 
 def written_by_run_py(value: dict) -> bytes:
-    """result.json's bytes as runner.run writes them today (RunStore.write_json)."""
+    """result.json's bytes as runner.run writes them today (json.dumps with indent 2 and sorted keys)."""
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
 

@@ -160,16 +160,6 @@ def test_pointer_conditional_writes(backend):
     assert store.read_pointer(key) is None
 
 
-def test_json_artifacts(backend):
-    store, _ = backend
-    run = RunStore(store, RUN)
-    run.write_json("result.json", {"fid": 12.5, "steps": 40})
-    assert run.read_json("result.json") == {"fid": 12.5, "steps": 40}
-    assert run.key("result.json") == f"{RUN}/result.json"
-    with pytest.raises(KeyError):
-        run.read_json("absent.json")
-
-
 # --- both backends: checkpoints -------------------------------------------------------------------------------
 
 

@@ -171,15 +171,6 @@ class RunStore:
         except CheckpointError:
             return None
 
-    # --- artifacts ----------------------------------------------------------------------------
-    def write_json(self, name: str, value: Any) -> None:
-        """Write a JSON file into the run's directory."""
-        self.store.write(self.key(name), (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
-
-    def read_json(self, name: str) -> Any:
-        """Read a JSON file from the run's directory; KeyError if absent."""
-        return json.loads(self.store.read(self.key(name)))
-
 
 def _parse_latest(data: bytes, name: str, run_id: str) -> list[dict[str, Any]]:
     """LATEST's checkpoints, newest first; CheckpointError if it is not a valid pointer of this run.
