@@ -20,6 +20,13 @@ from pydantic import TypeAdapter, ValidationError
 from runner.errors import UserError
 
 HELP_FLAGS = ("--help", "-h")
+
+
+class Repeatable:
+    """Annotated[list[str], REPEATABLE]: each occurrence of the flag is one item, kept whole (--set KEY=VALUE)."""
+
+
+REPEATABLE = Repeatable()
 TRUE_WORDS, FALSE_WORDS = ("true", "True"), ("false", "False")
 
 
@@ -32,6 +39,13 @@ def _base_type(annotation: Any) -> Any:
         if len(members) == 1:
             return _base_type(members[0])
     return annotation
+
+
+def _metadata(annotation: Any) -> tuple[Any, ...]:
+    """The Annotated[...] metadata of an annotation, also inside `X | None`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(m for a in typing.get_args(annotation) for m in _metadata(a))
+    return tuple(typing.get_args(annotation)[1:]) if typing.get_origin(annotation) is typing.Annotated else ()
 
 
 def _is_list(annotation: Any) -> bool:
@@ -48,10 +62,13 @@ class Flag:
         self.base = _base_type(parameter.annotation)
         self.is_bool = self.base is bool
         self.is_list = _is_list(parameter.annotation)
+        self.repeatable = REPEATABLE in _metadata(parameter.annotation)
         self.adapter = TypeAdapter(parameter.annotation)
 
     def parse(self, text: str) -> Any:
         """The Python value of one occurrence's text, before type checking."""
+        if self.repeatable:
+            return [text]
         if self.is_list:
             return _list_items(text)
         if self.base is str:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from runner.argv import REPEATABLE
 from runner.cluster_cli import ClusterCommands
 from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
@@ -18,7 +19,8 @@ from runner.report.commands import ReportCommands
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Field(ge=1, le=10**8)]
 Device = Literal["auto", "cpu", "cuda"]
-Strings = list[str]  # (inside Commands, `list` is the list command)
+Strings = list[str]  # a comma-separated list, or [a,b] (inside Commands, `list` is the list command)
+Assignments = Annotated[list[str], REPEATABLE]  # --set KEY=VALUE ..., repeatable, each occurrence kept whole
 
 
 def resolve_run(
@@ -86,7 +88,7 @@ class Commands(ReportCommands, ClusterCommands):
         exp: str = "",
         profile: str = "tiny",
         seed: Seed = 0,
-        set: Strings | None = None,  # noqa: A002 - the flag is --set
+        set: Assignments | None = None,  # noqa: A002 - the flag is --set
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
         """Print a run's resolved config (every value, the methods' defaults included) and its hash, as JSON."""
@@ -104,7 +106,7 @@ class Commands(ReportCommands, ClusterCommands):
         store: str = "runs",
         device: Device | None = None,
         ood: Strings | None = None,
-        set: Strings | None = None,  # noqa: A002 - the flag is --set
+        set: Assignments | None = None,  # noqa: A002 - the flag is --set
         data_root: str | None = None,
         download: bool = False,
         checkpoint_every: Count | None = None,
@@ -140,7 +142,7 @@ class Commands(ReportCommands, ClusterCommands):
         device: Literal["cpu", "cuda"] = "cpu",
         bf16: bool = False,
         warmup: Annotated[int, Field(ge=0, le=10_000)] = 1,
-        set: Strings | None = None,  # noqa: A002
+        set: Assignments | None = None,  # noqa: A002
     ) -> None:
         """Time training iterations of ref32|tiny|paper on synthetic data; prints one JSON line.
 

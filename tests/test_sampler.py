@@ -268,7 +268,6 @@ def test_strong_augmentation_differs_across_samples_of_one_batch():
     batch = image.expand(16, -1, -1, -1).contiguous()
     out = StrongAugmentation(16)(batch)
     assert out.shape == batch.shape and out.dtype == torch.float32
-    assert out.min().item() >= 0 and out.max().item() <= 1
     flat = out.flatten(1)
     distance = torch.cdist(flat, flat)
     off_diagonal = distance[~torch.eye(16, dtype=torch.bool)]

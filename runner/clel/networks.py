@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -105,6 +106,44 @@ class EnergyNet(nn.Module):
         return f, self.projector(f)
 
 
+@torch.no_grad()
+def power_iterate(network: nn.Module, iterations: int) -> None:
+    """Advance the power iteration of every spectral-normalised weight by `iterations` steps.
+
+    The same update a forward pass in train mode makes once per pass (torch's spectral_norm keeps u and v
+    as buffers), here `iterations` times on weights that do not change in between.
+    """
+    if iterations < 1:
+        return
+    for module in network.modules():
+        if not parametrize.is_parametrized(module, "weight"):
+            continue
+        weights = module.parametrizations.weight
+        for normalizer in weights:
+            if hasattr(normalizer, "n_power_iterations"):
+                usual = normalizer.n_power_iterations
+                normalizer.n_power_iterations = iterations
+                try:
+                    normalizer.train()(weights.original)
+                finally:
+                    normalizer.n_power_iterations = usual
+
+
+def spectral_norm_estimates(network: nn.Module) -> dict[str, tuple[float, float]]:
+    """For every spectral-normalised weight: (sigma estimated from u and v, the true largest singular value)."""
+    found = {}
+    for name, module in network.named_modules():
+        if not parametrize.is_parametrized(module, "weight"):
+            continue
+        original = module.parametrizations.weight.original.detach()
+        matrix = original.reshape(original.shape[0], -1)
+        for normalizer in module.parametrizations.weight:
+            if hasattr(normalizer, "_u"):
+                estimate = torch.dot(normalizer._u, matrix @ normalizer._v).item()
+                found[name] = (estimate, torch.linalg.matrix_norm(matrix, ord=2).item())
+    return found
+
+
 class BasicBlock(nn.Module):
     """ResNet's basic block: conv-BN-ReLU-conv-BN plus the (projected) input, then ReLU (as torchvision's)."""
 
@@ -152,8 +191,9 @@ class ResNet18Backbone(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.net = nn.Sequential(*layers)
         self.out_dim = in_planes
+        stem = layers[1]  # the reference replaces the stem after torchvision's init: it keeps torch's default init
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, nn.Conv2d) and module is not stem:
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, BasicBlock):
                 nn.init.zeros_(module.bn2.weight)  # zero-init residual, as torchvision's zero_init_residual

@@ -17,7 +17,7 @@ from torch.nn.utils import parametrize
 from runner.clel.augment import StrongAugmentation
 from runner.clel.crl import METHODS, NO_ENCODER, BuildContext, SelfSupervisedMethod
 from runner.clel.energy import LatentEnergy, ebm_loss
-from runner.clel.networks import EnergyNet
+from runner.clel.networks import EnergyNet, power_iterate
 from runner.clel.sampler import ReplaySampler
 from runner.config import OptimizerConfig, RunConfig
 from runner.data import ImageData, dequantize, to_unit_float
@@ -219,10 +219,17 @@ class Trainer:
         with self.sampling(self.ebm):
             return self.sampler.sample(self.marginal_energy_fn(self.ebm), batch_size)
 
+    def latent_of_own_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The EBM's z as the reference computes it: the encoder (train mode, no gradient) on a fresh strong view."""
+        with self.autocast():
+            return self.crl.latent(self.crl.augment(x))
+
     def train_step(self) -> StepMetrics:
-        """One iteration: negatives by SGLD, L_ebm + L_crl, both optimizer steps, schedules, EMA."""
+        """One iteration: samples by SGLD, L_ebm + L_crl, both optimizer steps, schedules, EMA."""
         step, batch = self.step, self.cfg.train.batch_size
         x = self.data_batch(step)
+        self.ebm.train()
+        power_iterate(self.ebm, self.cfg.ebm.power_iterations - 1)  # the last one runs in the forward below
         x_samples = self.draw_samples(batch)
         self.ebm.train()
         with self.autocast():
@@ -231,10 +238,13 @@ class Trainer:
         u_data, u_samples = u.split(batch)
         if self.crl is not None:
             self.crl.train()
+            own_view = self.cfg.crl.latent_view == "separate"
+            z = self.latent_of_own_view(x) if own_view else None
             negatives = F.normalize(u_samples.detach(), dim=1) if self.uses_generated_negatives else None
             with self.autocast():
                 crl_out = self.crl.loss(x, negatives)
-            loss_crl, z = crl_out.loss, crl_out.latent
+            loss_crl = crl_out.loss
+            z = crl_out.latent.float() if z is None else z
         else:
             loss_crl, z = torch.zeros((), device=self.device), torch.zeros_like(u_data)
         energy_joint = self.energy.joint(f_data, u_data, z)

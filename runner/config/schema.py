@@ -32,6 +32,9 @@ class CRLBase(Section):
     method: MethodName
     backbone_width: int = Field(ge=1, le=1024)  # ResNet-18 width (64 = the standard network)
     use_generated_negatives: bool  # the EBM samples' latents as extra negatives, where the method has negatives
+    # where the EBM's z comes from: "separate" = its own strong view under no_grad (the reference), "loss" = the
+    # first view the method's loss already encoded (one encoder pass fewer)
+    latent_view: Literal["separate", "loss"]
 
     @property
     def settings(self) -> MethodSettings | None:

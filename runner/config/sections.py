@@ -47,6 +47,9 @@ class EBMConfig(Section):
     head_width: int = Field(ge=1, le=16384)
     projector_width: int = Field(ge=1, le=16384)
     spectral_norm: bool
+    # power iterations of spectral norm per training step (the reference: one per SGLD step and one per forward
+    # of data and samples, sgld.steps + 2); all but one run before SGLD, the last in the training forward
+    power_iterations: int = Field(ge=1, le=10_000)
 
     @field_validator("channels")
     @classmethod

@@ -68,6 +68,7 @@ class SelfSupervisedMethod(nn.Module):
 
     Settings: ClassVar[type[MethodSettings]]
     has_negatives: ClassVar[bool] = False
+    augment: nn.Module  # the strong augmentation: the views of the loss, and the view the EBM's z is taken from
 
     @classmethod
     def build(cls, settings: MethodSettings, context: BuildContext) -> "SelfSupervisedMethod":
