@@ -7,7 +7,7 @@ STORE ?= runs
 EXP ?= baseline
 PROFILE ?= tiny
 
-.PHONY: setup run test lint image submit kind-test clean
+.PHONY: setup run sweep test test-fast lint image submit kind-test clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ run: $(STAMP)
 	$(PY) -m runner local --exp $(EXP) --profile $(PROFILE) --store $(STORE)
 	$(PY) -m runner summarize --store $(STORE) --out $(STORE)/summary.csv
 
+# the whole matrix of a profile here (every experiment x [sweep] seeds), then the summary; PARALLEL=N processes
+PARALLEL ?= 1
+sweep: $(STAMP)
+	$(PY) -m runner sweep --profile $(PROFILE) --store $(STORE) --parallel $(PARALLEL)
+
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# everything but the end-to-end runs (marked slow) and the kind cluster test
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not kind"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check runner tests scripts

@@ -20,7 +20,8 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Field(ge=1, le=10**8)]
 Device = Literal["auto", "cpu", "cuda"]
 Strings = list[str]  # a comma-separated list, or [a,b] (inside Commands, `list` is the list command)
-Assignments = Annotated[list[str], REPEATABLE]  # --set KEY=VALUE ..., repeatable, each occurrence kept whole
+Assignments = Annotated[list[str], REPEATABLE]
+Seeds = list[Annotated[int, Field(ge=0, le=MAX_SEED)]]  # --set KEY=VALUE ..., repeatable, each occurrence kept whole
 
 
 def resolve_run(
@@ -133,6 +134,28 @@ class Commands(ReportCommands, ClusterCommands):
         self.local(*bound.args, **bound.kwargs)
 
     worker.__signature__ = inspect.signature(local)  # type: ignore[attr-defined]
+
+    def sweep(
+        self,
+        profile: str = "tiny",
+        exp: Strings | None = None,
+        seeds: Seeds | None = None,
+        store: str = "runs",
+        device: Device | None = None,
+        parallel: Annotated[int, Field(ge=1, le=64)] = 1,
+        iterations: Count | None = None,
+        set: Assignments | None = None,  # noqa: A002
+        config: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
+        """Run experiments x seeds here (default: every experiment, [sweep] seeds), then summarize the store.
+
+        Finished runs are skipped and unfinished ones resume, so the same command continues a stopped sweep.
+        --exp a,b and --seeds 0,1,2 choose; --parallel N runs N processes at a time (one per GPU with
+        --device cuda). Ctrl-C checkpoints the running runs and exits with code 75.
+        """
+        from runner.sweep import sweep
+
+        sweep(profile, exp, seeds, store, device, parallel, iterations, set or [], config)
 
     def bench(
         self,

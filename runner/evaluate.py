@@ -38,12 +38,14 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, b
     return torch.cat(out).numpy()
 
 
-def generate_samples(trainer: Trainer, start: torch.Tensor, passes: int, batch: int, progress: bool) -> torch.Tensor:
+def generate_samples(
+    trainer: Trainer, start: torch.Tensor, passes: int, batch: int, progress: bool, position: int = 0
+) -> torch.Tensor:
     """`passes` rounds of the training sampler (re-init, augmentation, SGLD) over a copy of `start`, EMA EBM."""
     buffer, count = start.clone(), len(start)
     energy_fn = trainer.marginal_energy_fn(trainer.ema_ebm)
     total = passes * ((count + batch - 1) // batch)
-    bar = tqdm(total=total, desc="sampling", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc="sampling", disable=not progress, leave=False, position=position)
     with trainer.sampling(trainer.ema_ebm), bar:
         for _ in range(passes):
             for first in range(0, count, batch):
@@ -79,6 +81,7 @@ def evaluate(
     log: Callable[[str], None],
     inception_weights: Path | None = None,
     unavailable: str | None = None,
+    position: int = 0,
 ) -> Evaluation:
     """FID (with fid_init of the initial noise buffer) and AUROC of both scores for every OOD set.
 
@@ -105,7 +108,7 @@ def evaluate(
         notes.append(f"fid missing: {err}")
         log(f"FID: {err}; fid is recorded as missing")
     noise = torch.rand((ev.fid_samples, *data.train.shape[1:]), device=trainer.device)
-    samples = generate_samples(trainer, noise, ev.fid_sgld_passes, ev.batch_size, progress)
+    samples = generate_samples(trainer, noise, ev.fid_sgld_passes, ev.batch_size, progress, position)
     if extractor is not None:
         reference = reference_statistics(f"{data.name}{data.image_size}-train", to_unit_float(data.train), extractor)
         fid_init = frechet_distance(*statistics(extractor(noise)), *reference)

@@ -77,13 +77,20 @@ def fid_weights(cfg: RunConfig, log: Callable[[str], None]) -> tuple[Path | None
         return None, str(err)
 
 
-def execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None] = log_line) -> dict[str, Any]:
-    """Train (or resume) and evaluate one run; returns result.json's content."""
+def execute(
+    cfg: RunConfig, store_uri: str, log: Callable[[str], None] = log_line, progress_position: int = 0
+) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run; returns result.json's content.
+
+    progress_position: the line of the training bar (1 below a sweep's overall bar).
+    """
     with handle_sigterm(also_interrupt=True) as sigterm:
-        return _execute(cfg, store_uri, log, sigterm)
+        return _execute(cfg, store_uri, log, sigterm, progress_position)
 
 
-def _execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm: Sigterm) -> dict[str, Any]:
+def _execute(
+    cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm: Sigterm, position: int
+) -> dict[str, Any]:
     expected_hash = os.environ.get("CLEL_CONFIG_HASH")
     if expected_hash and expected_hash != cfg.config_hash:
         raise UserError(
@@ -107,8 +114,10 @@ def _execute(cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm
         logs = RunLogs(run, trainer.step, log)
         published = False
         try:
-            wall_s = _train(cfg, run, trainer, logs, wall_s, sigterm)
-            result = _evaluate_and_record(cfg, run, trainer, data, ood, logs, wall_s, inception, unavailable, log)
+            wall_s = _train(cfg, run, trainer, logs, wall_s, sigterm, position)
+            result = _evaluate_and_record(
+                cfg, run, trainer, data, ood, logs, wall_s, (inception, unavailable), log, position
+            )
             published = True
         except (PointerConflict, UserError):
             raise  # another writer owns the run, or bad input: publish nothing
@@ -136,9 +145,10 @@ def _restore(run: RunStore, trainer: Trainer, log: Callable[[str], None]) -> flo
     return wall_s
 
 
-def _train(cfg: RunConfig, run: RunStore, trainer: Trainer, logs: RunLogs, wall_s: float, sigterm: Sigterm) -> float:
+def _train(
+    cfg: RunConfig, run: RunStore, trainer: Trainer, logs: RunLogs, wall_s: float, sigterm: Sigterm, position: int
+) -> float:
     iterations, rt = cfg.train.iterations, cfg.runtime
-    position = int(os.environ.get("CLEL_PROGRESS_POSITION", "0") or 0)
     bar = tqdm(
         total=iterations,
         initial=trainer.step,
@@ -186,13 +196,13 @@ def _evaluate_and_record(
     ood: dict[str, torch.Tensor],
     logs: RunLogs,
     wall_s: float,
-    inception: Path | None,
-    unavailable: str | None,
+    inception: tuple[Path | None, str | None],
     log: Callable[[str], None],
+    position: int,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     log(f"evaluating {cfg.run_id}: {cfg.eval.fid_samples} samples for FID, {len(ood)} OOD sets")
-    evaluation = evaluate(trainer, data, ood, log, inception, unavailable)
+    evaluation = evaluate(trainer, data, ood, log, *inception, position)
     wall_s += time.perf_counter() - started
     result = _result(cfg, trainer, evaluation, trainer.device, wall_s)
     save_image(evaluation.samples, buffer := io.BytesIO(), format="png", nrow=8)
