@@ -6,11 +6,23 @@ NaN and infinities are kept as they are: the reader decides what a non-finite me
 """
 
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
 RESULT_FILE = "result.json"
+# A run collapsed when its samples stayed near the initial noise: FID above this fraction of fid_init, the FID of
+# the uniform-noise buffer sampling starts from (docs/STABILITY.md). A collapsed run is flagged, never dropped.
+COLLAPSE_FRACTION = 0.5
+
+
+def is_collapsed(fid: float | None, fid_init: float | None) -> bool | None:
+    """fid > COLLAPSE_FRACTION x fid_init; None when either is missing, not a number or not finite."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (fid, fid_init))
+    if not numbers or not (math.isfinite(fid) and math.isfinite(fid_init)):
+        return None
+    return fid > COLLAPSE_FRACTION * fid_init
 
 
 class Strict(BaseModel):
@@ -45,8 +57,16 @@ class RunResult(Strict):
     fid_features: str
     fid_init: float | None
     fid_protocol: str
+    collapsed: bool | None  # is_collapsed(fid, fid_init); derived from them in files written before the flag
     auroc: dict[str, AurocScores]
     notes: list[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_collapsed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "collapsed" not in data and "fid" in data and "fid_init" in data:
+            return {**data, "collapsed": is_collapsed(data["fid"], data["fid_init"])}
+        return data
 
     @model_validator(mode="after")
     def _run_id_matches(self, info: ValidationInfo) -> "RunResult":

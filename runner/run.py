@@ -28,7 +28,7 @@ from runner.device import device_label, resolve_device
 from runner.errors import Preempted, UserError
 from runner.evaluate import Evaluation, evaluate
 from runner.metrics.inception import FeaturesUnavailable, fetch_inception_weights
-from runner.result import RESULT_FILE, RunResult
+from runner.result import RESULT_FILE, RunResult, is_collapsed
 from runner.run_logs import RunLogs
 from runner.store import CheckpointError, PointerConflict, RunStore, open_store
 
@@ -232,6 +232,7 @@ def _result(cfg: RunConfig, trainer: Trainer, ev: Evaluation, device: torch.devi
         fid_features=ev.fid_features,
         fid_init=ev.fid_init,
         fid_protocol=ev.fid_protocol,
+        collapsed=is_collapsed(ev.fid, ev.fid_init),
         auroc=ev.auroc,
         notes=ev.notes,
     )

@@ -517,3 +517,20 @@ def test_unreachable_s3_store_is_a_user_error(tmp_path, monkeypatch):
 def test_missing_bucket_is_a_user_error(s3_endpoint, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         run_summarize("s3://no-such-bucket-here/x", tmp_path)
+
+
+def test_a_collapsed_run_is_flagged_counted_in_the_mean_and_named(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    store.check()
+    for seed, fid in enumerate([40.0, 50.0, 200.0]):  # fid_init 310.5: 200 > 0.5 x 310.5, the others learned
+        body = result("baseline", seed, fid, (0.7, 0.6), (0.9, 0.8))
+        store.write(f"{body['run_id']}/result.json", json.dumps(body).encode())
+    _, printed, _ = run_summarize(store.uri, tmp_path)
+    _, rows = read_csv(tmp_path / "out" / "summary.csv")
+    (row,) = rows
+    assert row["collapsed_n"] == "1"
+    assert float(row["fid_mean"]) == pytest.approx((40 + 50 + 200) / 3)  # included, not dropped
+    assert "means include 1 collapsed run(s) (s2: fid > 0.5 x fid_init)" in row["notes"]
+    _, runs = read_csv(tmp_path / "out" / "summary_runs.csv")
+    assert [r["collapsed"] for r in runs] == ["false", "false", "true"]
+    assert "96.67 ± 89.63 (1 of 3 collapsed)" in printed

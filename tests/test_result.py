@@ -6,12 +6,12 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from runner.result import RunResult
+from runner.result import COLLAPSE_FRACTION, RunResult, is_collapsed
 
 
 def fields(**changes) -> dict:
     """The values runner.run._result hands over for a finished SimCLR run."""
-    return {
+    values = {
         "experiment": "baseline",
         "profile": "tiny",
         "seed": 1,
@@ -34,6 +34,7 @@ def fields(**changes) -> dict:
         },
         "notes": ["a note"],
     } | changes
+    return values | {"collapsed": changes.get("collapsed", is_collapsed(values["fid"], values["fid_init"]))}
 
 
 def written_by_run_py(value: dict) -> bytes:
@@ -114,3 +115,19 @@ def test_the_writer_cannot_build_a_result_the_reader_would_refuse():
         RunResult(**fields(fid="181.25"))
     with pytest.raises(ValidationError, match="Field required"):
         RunResult(**{key: value for key, value in fields().items() if key != "notes"})
+
+
+def test_collapse_is_fid_above_half_of_fid_init_and_unknown_without_both():
+    assert COLLAPSE_FRACTION == 0.5
+    assert is_collapsed(181.25, 402.5) is False  # 0.45 x fid_init: weak, but it learned
+    assert is_collapsed(201.26, 402.5) is True  # 0.50003 x fid_init: still near the noise
+    assert is_collapsed(1416.1, 2100.0) is True  # a plain_ebm seed that never learned to sample
+    assert is_collapsed(None, 402.5) is None and is_collapsed(10.0, None) is None
+    assert is_collapsed(float("nan"), 402.5) is None
+
+
+def test_a_result_written_before_the_flag_gets_it_from_its_fids():
+    older = {key: value for key, value in fields(fid=300.0).items() if key != "collapsed"}
+    assert RunResult.from_json(json.dumps(older).encode()).collapsed is True
+    older = {key: value for key, value in fields(fid=None).items() if key != "collapsed"}
+    assert RunResult.from_json(json.dumps(older).encode()).collapsed is None

@@ -39,6 +39,10 @@ def _draw_series(ax: Any, groups: list[Group], key: MetricKey, offset: float, co
     ax.errorbar(x, means, yerr=errors, fmt="o", color=color, capsize=4, label=key.score or "fid")
     for xi, (_, s) in zip(x, points, strict=True):
         ax.plot(np.full(s.n, xi), s.values, ".", color=color, alpha=0.35, markersize=4)
+    if key.ood_set is None:  # FID: collapsed runs (fid > 0.5 x fid_init) get a red cross over their dot
+        for xi, (i, _) in zip(x, points, strict=True):
+            crosses = [r.fid for r in groups[i].runs if r.collapsed and r.fid is not None]
+            ax.plot(np.full(len(crosses), xi), crosses, "x", color="red", markersize=7, label=None)
 
 
 def _draw_baseline(ax: Any, base: Group | None, key: MetricKey, color: str) -> None:
@@ -75,7 +79,8 @@ def plot_summary(groups: list[Group], metrics: list[MetricKey], path: Path) -> t
     ncols = max(len(v) for v in panels.values())
     size = (PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * len(profiles))
     fig = Figure(figsize=size, dpi=DPI, layout="constrained")
-    fig.suptitle("mean ± sample std over seeds (dots: seeds); dashed line and band: baseline mean ± std", fontsize=9)
+    title = "mean ± sample std over seeds (dots: seeds; red x: collapsed); dashed line and band: baseline mean ± std"
+    fig.suptitle(title, fontsize=9)
     axes = fig.subplots(len(profiles), ncols, squeeze=False)
     for row, profile in enumerate(profiles):
         for col, ax in enumerate(axes[row]):

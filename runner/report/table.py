@@ -15,13 +15,13 @@ def summary_columns(metrics: list[MetricKey]) -> list[str]:
     per_metric = ("n", "mean", "std", "diff", "diff_ci95_lo", "diff_ci95_hi")
     metric_columns = [f"{key.column}_{part}" for key in metrics for part in per_metric]
     tail = ["iterations", "wall_h_mean", "wall_h_total", "device", "fid_features", "notes"]
-    return ["experiment", "profile", "n_seeds", "seeds", *metric_columns, *tail]
+    return ["experiment", "profile", "n_seeds", "seeds", "collapsed_n", *metric_columns, *tail]
 
 
 def run_columns(metrics: list[MetricKey]) -> list[str]:
     """summary_runs.csv's columns, in order."""
     head = ["run_id", "experiment", "profile", "seed", "crl", "norm_direction_split", "use_generated_negatives"]
-    metric_columns = ["fid", "fid_features", "fid_init", *(key.column for key in metrics if key.ood_set)]
+    metric_columns = ["fid", "fid_features", "fid_init", "collapsed", *(key.column for key in metrics if key.ood_set)]
     tail = ["iterations", "wall_h", "device", "torch", "config_hash", "fid_protocol", "notes"]
     return [*head, *metric_columns, *tail]
 
@@ -39,8 +39,16 @@ def _missing_notes(group: Group, metrics: list[MetricKey]) -> list[str]:
     ]
 
 
+def collapsed_seeds(group: Group) -> list[int]:
+    """The seeds of the group whose run collapsed (runner.result.is_collapsed)."""
+    return [r.seed for r in group.runs if r.collapsed]
+
+
 def _group_notes(group: Group, base: Group | None, metrics: list[MetricKey]) -> list[str]:
     notes = _missing_notes(group, metrics)
+    if collapsed := collapsed_seeds(group):
+        seeds = " ".join(f"s{seed}" for seed in collapsed)
+        notes.append(f"means include {len(collapsed)} collapsed run(s) ({seeds}: fid > 0.5 x fid_init)")
     if len({r.iterations for r in group.runs}) > 1:
         notes.append("iterations differ across seeds")
     if len({r.fid_features for r in group.runs}) > 1:
@@ -57,6 +65,7 @@ def summary_row(group: Group, base: Group | None, metrics: list[MetricKey]) -> d
         "profile": group.profile,
         "n_seeds": len(group.runs),
         "seeds": " ".join(str(r.seed) for r in group.runs),
+        "collapsed_n": len(collapsed_seeds(group)),
     }
     for key in metrics:
         stat = group.stat(key)
@@ -95,6 +104,7 @@ def run_row(r: RunResult, metrics: list[MetricKey]) -> dict[str, Any]:
         "fid": r.fid,
         "fid_features": r.fid_features,
         "fid_init": r.fid_init,
+        "collapsed": r.collapsed,
     }
     row |= {key.column: key.value(r) for key in metrics if key.ood_set}
     return row | {
@@ -136,7 +146,9 @@ def _fid_cell(group: Group) -> str:
     if stat.mean is None:
         return "-"
     text = _fmt(stat.mean, 2) + ("" if stat.std is None else f" ± {stat.std:.2f}")
-    return text if stat.n == len(group.runs) else f"{text} [n={stat.n}]"
+    text = text if stat.n == len(group.runs) else f"{text} [n={stat.n}]"
+    collapsed = collapsed_seeds(group)
+    return f"{text} ({len(collapsed)} of {len(group.runs)} collapsed)" if collapsed else text
 
 
 def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
@@ -152,5 +164,8 @@ def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
         rows.append([g.experiment, g.profile, str(len(g.runs)), _fid_cell(g), *aurocs])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    legend = "fid: mean ± sample std over seeds ([n=k]: only k seeds have it); <set> m/j: mean AUROC marginal/joint"
+    legend = (
+        "fid: mean ± sample std over seeds ([n=k]: only k seeds have it; collapsed runs, fid > 0.5 x fid_init, are "
+        "counted in the mean and named); <set> m/j: mean AUROC marginal/joint"
+    )
     return "\n".join([*lines, legend])
