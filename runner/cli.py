@@ -174,3 +174,10 @@ class Commands(ReportCommands, ClusterCommands):
         from runner.bench import bench
 
         print(bench(config, iterations, plain, device, bf16, warmup, parse_overrides(set)))
+
+    def gpu_check(self, device: Literal["cuda", "cpu"] = "cuda") -> None:
+        """bench of paper and ref32 (optimized, plain, bf16), a short digits 32x32 training run and a resume check,
+        as one JSON line (SGLD TFLOP/s from counted FLOPs, peak GPU memory); --device cpu is a tiny dry run."""
+        from runner.gpu_check import gpu_check_json
+
+        print(gpu_check_json(device))

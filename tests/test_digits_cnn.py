@@ -62,3 +62,16 @@ def test_wrong_input_shape_raises(net, shape):
         net.features(torch.rand(shape))
     with pytest.raises(ValueError):
         net(torch.rand(shape))
+
+
+def test_fid_features_of_larger_digits_are_those_of_the_same_images_resized_to_16(digits, net):
+    from torch.nn import functional as F
+
+    from runner.metrics.fid import load_feature_extractor
+
+    large = to_unit_float(load_digits(32).test[:40])
+    extractor = load_feature_extractor("digits-cnn", torch.device("cpu"))
+    resized = F.interpolate(large, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    assert torch.allclose(torch.from_numpy(extractor(large)).float(), net.features(resized), atol=1e-6)
+    native = net.features(to_unit_float(digits.test[:40]))
+    assert torch.nn.functional.cosine_similarity(native, net.features(resized)).min() > 0.9  # still the same digits

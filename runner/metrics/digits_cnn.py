@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from runner.data import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION
@@ -42,6 +43,14 @@ class DigitsCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B x 10) of images in [0, 1], shape B x 3 x 16 x 16."""
         return self.head(self.features(x))
+
+
+def resized_to_input(images: torch.Tensor) -> torch.Tensor:
+    """Images of another square size bilinearly resized (antialiased) to the network's 16 x 16, as its features
+    see every set: samples and reference statistics of a 32 x 32 digits run go through the same resize."""
+    if images.ndim == 4 and images.shape[-2:] != IMAGE_SHAPE[1:] and images.shape[-1] == images.shape[-2]:
+        return F.interpolate(images, size=IMAGE_SHAPE[1:], mode="bilinear", antialias=True, align_corners=False)
+    return images
 
 
 def load_digits_cnn(device: str | torch.device = "cpu") -> DigitsCNN:

@@ -48,9 +48,10 @@ def load_feature_extractor(name: str, device: torch.device, inception_weights: P
     For Inception, pass the file fetch_inception_weights() returned (it checked the sha256).
     """
     if name == DIGITS_CNN:
-        from runner.metrics.digits_cnn import load_digits_cnn
+        from runner.metrics.digits_cnn import load_digits_cnn, resized_to_input
 
-        return FeatureExtractor(name, load_digits_cnn(device).features, device)
+        net = load_digits_cnn(device)
+        return FeatureExtractor(name, lambda x: net.features(resized_to_input(x)), device)
     if inception_weights is None:
         raise FeaturesUnavailable("no verified Inception weights file given")
     model = load_inception(inception_weights).to(device).eval()
