@@ -1,5 +1,5 @@
 """The self-supervised methods behind one interface: MoCo's queue, the momentum schedules, MAE's masking and loss,
-generated negatives, and the unit-norm, gradient-free latents (DESIGN 3.3, 3.5)."""
+generated negatives, and the unit-norm, gradient-free latents (docs/ARCHITECTURE.md)."""
 
 import copy
 import math

@@ -1,4 +1,4 @@
-"""CLEL energies (runner.clel.energy, DESIGN 3.1-3.3) against hand computations in numpy/scipy."""
+"""CLEL energies (runner.clel.energy, docs/ARCHITECTURE.md "The energies") against hand computations in numpy/scipy."""
 
 import numpy as np
 import pytest
@@ -188,7 +188,7 @@ def test_beta_zero_joint_equals_marginal(split):
 
 @pytest.mark.parametrize("split", [True, False])
 def test_beta_override_equals_constructed_beta(split):
-    """The per-call beta (test-time beta, DESIGN 3.6) acts exactly like the constructor's beta."""
+    """The per-call beta (the test-time beta of the joint OOD score) acts exactly like the constructor's beta."""
     f, u, z = t(F_HAND), t(U_HAND), t(Z_HAND)
     trained = LatentEnergy(beta=0.01, norm_direction_split=split, latent_dim=DIM)
     for beta in [0.5, 15.0]:

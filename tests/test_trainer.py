@@ -1,5 +1,5 @@
 """The trainer with every experiment: the EBM's projector follows the method's latent_dim, the plain-EBM control,
-the coupled energy in training, and exact resume of each method's state (DESIGN 3.2, 3.3, 3.5)."""
+the coupled energy in training, and exact resume of each method's state (docs/ARCHITECTURE.md)."""
 
 import copy
 import dataclasses

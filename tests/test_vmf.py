@@ -1,4 +1,4 @@
-"""log Phi_d(kappa) (runner.clel.vmf) against scipy/mpmath references (DESIGN 3.2).
+"""log Phi_d(kappa) (runner.clel.vmf) against scipy/mpmath references (docs/ARCHITECTURE.md, "The energies").
 
 Phi_d(k) = Gamma(nu + 1) (2/k)^nu I_nu(k), nu = d/2 - 1, = 0F1(; nu + 1; k^2 / 4), Phi_d(0) = 1.
 

@@ -1,4 +1,4 @@
-"""CLEL's energies: separated (norm-direction split, DESIGN 3.1) and coupled (DESIGN 3.2), and L_ebm."""
+"""CLEL's energies: separated (norm-direction split) and coupled, and L_ebm (docs/ARCHITECTURE.md, "The energies")."""
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,6 @@ class LatentEnergy:
 def ebm_loss(
     joint_data: torch.Tensor, marginal_data: torch.Tensor, marginal_samples: torch.Tensor, alpha: float
 ) -> torch.Tensor:
-    """L_ebm = mean E(x, z) - mean E(x~) + alpha mean(E(x)^2 + E(x~)^2) (DESIGN 3.3)."""
+    """L_ebm = mean E(x, z) - mean E(x~) + alpha mean(E(x)^2 + E(x~)^2)."""
     regulariser = marginal_data.pow(2).mean() + marginal_samples.pow(2).mean()
     return joint_data.mean() - marginal_samples.mean() + alpha * regulariser

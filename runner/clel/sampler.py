@@ -1,4 +1,4 @@
-"""SGLD on the marginal energy, from a replay buffer (DESIGN 3.4)."""
+"""SGLD on the marginal energy, from a replay buffer (docs/ARCHITECTURE.md, "The training step")."""
 
 from collections.abc import Callable
 

@@ -1,4 +1,4 @@
-"""OOD detection: AUROC of a score that is higher for in-distribution data (DESIGN 3.6)."""
+"""OOD detection: AUROC of a score that is higher for in-distribution data."""
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
