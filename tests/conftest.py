@@ -1,10 +1,18 @@
-"""Shared fixtures: a real S3-compatible HTTP endpoint on loopback (moto's server mode)."""
+"""Shared fixtures: the embedded digits, the repository's experiments.toml, one torch thread, and a real
+S3-compatible HTTP endpoint on loopback (moto's server mode)."""
 
 import os
+from pathlib import Path
 
 import boto3
 import pytest
+import torch
 from moto.server import ThreadedMotoServer
+
+from runner.config import ExperimentsFile
+from runner.data import ImageData, load_digits
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # No test may reach a real cloud or read the user's AWS config.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -43,3 +51,24 @@ def s3_bucket(s3_endpoint, request):
         for item in page.get("Contents", []):
             client.delete_object(Bucket=name, Key=item["Key"])
     client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def digits() -> ImageData:
+    """The embedded digits at the tiny profile's 16 x 16."""
+    return load_digits(16)
+
+
+@pytest.fixture(scope="session")
+def experiments() -> ExperimentsFile:
+    """The repository's experiments.toml."""
+    return ExperimentsFile(ROOT / "experiments.toml")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (deterministic float reductions), restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

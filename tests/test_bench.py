@@ -71,6 +71,7 @@ def test_ref32_is_the_issue_configuration():
         bench_config("ref64", plain=False, device="cpu", bf16=False, overrides={})
 
 
+@pytest.mark.slow
 def test_bench_prints_one_json_line():
     result = run_cli("bench", "--config", "tiny", "--iterations", "2", "--warmup", "1", "--set", "sgld.steps=2")
     assert result.returncode == 0, result.stderr

@@ -15,11 +15,6 @@ CONFIG = ROOT / "experiments.toml"
 EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"]
 
 
-@pytest.fixture(scope="module")
-def experiments() -> ExperimentsFile:
-    return ExperimentsFile(CONFIG)
-
-
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in d.items():

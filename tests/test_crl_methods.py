@@ -25,18 +25,7 @@ MEAN, STD = (0.3, 0.3, 0.3), (0.3, 0.3, 0.3)
 EXPERIMENT_OF = {"simclr": "baseline", "moco": "moco", "byol": "byol", "mae": "mae"}
 SIZE = 16  # the tiny profile's image size
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def experiments() -> ExperimentsFile:
-    return ExperimentsFile(EXPERIMENTS)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(experiments: ExperimentsFile, method: str, overrides: dict | None = None) -> SelfSupervisedMethod:

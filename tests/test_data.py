@@ -27,11 +27,6 @@ SPLIT_SEED, TEST_FRACTION = 0, 0.2
 
 
 @pytest.fixture(scope="module")
-def digits() -> ImageData:
-    return load_digits(16)
-
-
-@pytest.fixture(scope="module")
 def sk():
     return sklearn_digits()
 

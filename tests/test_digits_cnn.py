@@ -8,11 +8,6 @@ from runner.metrics.digits_cnn import FEATURE_DIM, WEIGHTS_FILE, digits_split_la
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_digits(16)
-
-
-@pytest.fixture(scope="module")
 def net():
     return load_digits_cnn()
 

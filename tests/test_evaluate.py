@@ -9,15 +9,10 @@ import torch.nn.functional as F
 
 from runner.clel.train import Trainer
 from runner.config import ExperimentsFile
-from runner.data import load_digits, to_unit_float
+from runner.data import to_unit_float
 from runner.evaluate import generate_samples, ood_scores
 
 SMALL = {"sgld.steps": 3, "sgld.buffer_size": 64, "train.batch_size": 16, "eval.batch_size": 7}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(16)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,9 @@ from runner.clel.augment import StrongAugmentation
 from runner.clel.networks import ResNet18Backbone, spectral_norm_estimates
 from runner.clel.train import Trainer
 from runner.config import ExperimentsFile
-from runner.data import REFERENCE_STATISTICS, load_dataset, load_digits
+from runner.data import REFERENCE_STATISTICS, load_dataset
 
 SMALL = {"sgld.steps": 5, "sgld.buffer_size": 200, "train.batch_size": 16}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(16)
 
 
 def trainer(digits, **overrides) -> Trainer:

@@ -14,6 +14,8 @@ from runs import ROOT, assert_states_equal, load_checkpoint_state, local_args, r
 from runner.errors import EXIT_PREEMPTED
 from runner.store import RunStore, open_store
 
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
+
 RUN_ID = "baseline-tiny-s0"
 ITERATIONS = 40
 

@@ -21,6 +21,7 @@ def three_iterations(tmp_path_factory):
     return store / "baseline-tiny-s0", result
 
 
+@pytest.mark.slow
 def test_three_iteration_run_writes_a_complete_run_directory(three_iterations):
     run_dir, process = three_iterations
     for name in ("config.json", "metrics.jsonl", "samples.png", "result.json", "ckpt/LATEST"):
@@ -58,6 +59,7 @@ def test_three_iteration_run_writes_a_complete_run_directory(three_iterations):
     assert "baseline-tiny-s0: fid" in process.stdout
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_result_metrics(three_iterations, tmp_path):
     run_dir, _ = three_iterations
     again = run_cli(*local_args(str(tmp_path), iterations=3))
@@ -67,6 +69,7 @@ def test_same_seed_gives_identical_result_metrics(three_iterations, tmp_path):
     assert first == second
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_resumes_without_training(three_iterations):
     run_dir, _ = three_iterations
     before = (run_dir / "ckpt/LATEST").read_text()
@@ -76,6 +79,7 @@ def test_rerun_of_a_finished_run_resumes_without_training(three_iterations):
     assert (run_dir / "ckpt/LATEST").read_text() == before
 
 
+@pytest.mark.slow
 def test_changed_config_under_the_same_run_id_is_refused(three_iterations):
     run_dir, _ = three_iterations
     before = sorted(p.name for p in run_dir.rglob("*"))
@@ -86,6 +90,7 @@ def test_changed_config_under_the_same_run_id_is_refused(three_iterations):
     assert sorted(p.name for p in run_dir.rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_bad_ood_file_stops_before_training(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((4, 16, 16, 3), dtype=np.float32))
@@ -95,6 +100,7 @@ def test_bad_ood_file_stops_before_training(tmp_path):
     assert not (tmp_path / "store" / "baseline-tiny-s0").exists()
 
 
+@pytest.mark.slow
 def test_extra_ood_file_gets_its_own_auroc(tmp_path):
     extra = tmp_path / "blank.npz"
     np.savez(extra, x=np.full((50, 8, 8, 1), 255, dtype=np.uint8))
@@ -118,6 +124,7 @@ def test_non_finite_energy_stops_with_the_step_and_term_and_no_update():
     assert trainer.step == 1
 
 
+@pytest.mark.slow
 def test_cli_diverged_exit_code_3_keeps_the_last_good_checkpoint(tmp_path):
     # Plain SGD at the largest learning rate, no warm-up and no energy regulariser: the energies overflow in steps.
     unstable = 'train.ebm_optimizer.name="sgd" train.ebm_optimizer.lr=10.0 train.ebm_optimizer.warmup_iterations=0'
@@ -135,6 +142,7 @@ def test_cli_diverged_exit_code_3_keeps_the_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "baseline-tiny-s0" / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_unreachable_store_is_one_line_and_exit_2_before_training(tmp_path):
     result = run_cli(
         *local_args("s3://clel-runs/sweep", iterations=3),
@@ -148,6 +156,7 @@ def test_unreachable_store_is_one_line_and_exit_2_before_training(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_missing_bucket_is_one_line_and_exit_2(s3_endpoint):
     result = run_cli(*local_args("s3://no-such-bucket/sweep", iterations=3))
     assert result.returncode == 2

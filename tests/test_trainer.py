@@ -14,31 +14,18 @@ from runs import assert_states_equal
 from runner.clel.crl.momentum import cosine_momentum
 from runner.clel.train import StepMetrics, Trainer
 from runner.clel.vmf import log_vmf_normalizer
-from runner.config import ExperimentsFile
-from runner.data import load_digits
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments.toml"
 ALL_EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"]
 SMALL = {"sgld.steps": 2, "train.batch_size": 8, "sgld.buffer_size": 32, "crl.moco.queue_size": 32}
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def experiments() -> ExperimentsFile:
-    return ExperimentsFile(EXPERIMENTS)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_digits(16)
+def data(digits):
+    return digits
 
 
 def trainer(experiments, data, experiment: str, overrides: dict | None = None) -> Trainer:
