@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from runner.argv import REPEATABLE
-from runner.cluster_cli import ClusterCommands
+from runner.cluster import ClusterCommands
 from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
 from runner.report.commands import ReportCommands

@@ -72,3 +72,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    """A fake Kubernetes API server below the official client (tests/kube_support.py); `connect` returns it."""
+    from kube_support import install_fake  # the kubernetes client only for the tests that use it
+
+    return install_fake(monkeypatch)

@@ -1,0 +1,154 @@
+"""`python -m runner render|submit|status|logs|cancel`: the ablation matrix as Kubernetes Jobs.
+
+Everything reads experiments.toml [cluster] (see README.md, "Running on Kubernetes"); the kube context is the current
+one (KUBECONFIG or ~/.kube/config), or the pod's service account inside a cluster. runner.cli.Commands inherits
+these commands, so runner.argv checks their flags before any of them runs.
+"""
+
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from runner.cluster import logs, names, progress, status, submit
+from runner.cluster.config import ClusterConfig, load_cluster
+from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
+from runner.errors import UserError
+
+if TYPE_CHECKING:
+    from kubernetes.client import V1Job
+
+    from runner.cluster.api import KubeApi
+
+
+def _kube() -> tuple[ModuleType, ModuleType]:
+    """runner.cluster.render and runner.cluster.api, imported on first use: the kubernetes client they import
+    takes about a second, which `local`, `worker` and the other commands do without."""
+    from runner.cluster import api, render
+
+    return render, api
+
+
+def _text_flag(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise UserError(f"--{name} needs a value")
+    return str(value)
+
+
+def _seed_flag(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"--seed {value!r}: expected an integer >= 0")
+    return value
+
+
+def _prepare(config: str, exp: Any, image: Any = None) -> tuple[ClusterConfig, list["V1Job"]]:
+    """(cluster table, Jobs) for the sweep, everything validated before any request is sent."""
+    render, _ = _kube()
+    experiments = ExperimentsFile(config)
+    cluster = load_cluster(experiments, _text_flag("image", image))
+    return cluster, render.render_jobs(experiments, cluster, _text_flag("exp", exp))
+
+
+def _cluster(config: str) -> ClusterConfig:
+    return load_cluster(ExperimentsFile(config))
+
+
+def _api(cluster: ClusterConfig) -> "KubeApi":
+    _, api = _kube()
+    return api.KubeApi(api.connect(), cluster.namespace)
+
+
+class ClusterCommands:
+    """Kubernetes: one Job per experiment x seed, from experiments.toml [cluster]."""
+
+    def render(self, exp: str | None = None, image: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
+        """Print the sweep's Jobs (or one experiment's) as multi-document YAML; nothing is sent anywhere."""
+        _, jobs = _prepare(config, exp, image)
+        print(_kube()[0].to_yaml(jobs), end="")
+
+    def submit(
+        self,
+        exp: str | None = None,
+        dry_run: bool = False,
+        replace: bool = False,
+        image: str | None = None,
+        config: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
+        """Create the missing Jobs on the current kube context; existing ones are reported, never duplicated.
+
+        A Job of the same run with another config hash is a conflict: reported (exit 2) unless --replace,
+        which deletes it (and its pods) and creates the new one. --dry-run asks the API server to check
+        every request without persisting anything.
+        """
+        cluster, jobs = _prepare(config, exp, image)
+        api = _api(cluster)
+        outcomes = submit.submit_jobs(api, jobs, bool(dry_run), bool(replace))
+        prefix = "would " if dry_run else ""
+        verbs = {"created": "create", "replaced": "replace"}
+        for outcome in outcomes:
+            action = f"{prefix}{verbs[outcome.action]}" if dry_run and outcome.action in verbs else outcome.action
+            detail = f"  ({outcome.detail})" if outcome.detail else ""
+            print(f"{action:<14} {outcome.name}  {outcome.run_id}{detail}")
+        counts = {
+            kind: sum(o.action == kind for o in outcomes) for kind in ("created", "replaced", "exists", "conflict")
+        }
+        summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        print(f"{prefix}submit to namespace {cluster.namespace} at {api.host}: {summary or 'nothing to do'}")
+        if counts["conflict"]:
+            raise UserError(
+                f"{counts['conflict']} run(s) already have a Job with another config (listed above); "
+                "`submit --replace` deletes and recreates them"
+            )
+
+    def status(self, exp: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
+        """A table of the sweep's Jobs: experiment, seed, phase, restarts, last checkpoint step, age."""
+        cluster = _cluster(config)
+        api = _api(cluster)
+        label_selector = names.selector(cluster.sweep, _text_flag("exp", exp))
+        jobs = api.list_jobs(label_selector)
+        if not jobs:
+            print(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
+            return
+        pods = api.list_pods(label_selector)
+        steps, notes = progress.checkpoint_steps(jobs, cluster)
+        print(status.status_table(jobs, pods, steps))
+        for note in notes:
+            print(note, file=sys.stderr)
+
+    def logs(
+        self,
+        exp: str = "",
+        seed: int | None = None,
+        follow: bool = False,
+        config: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
+        """The worker log of an experiment's Jobs (the newest pod of each); --follow streams one seed's log."""
+        name = _text_flag("exp", exp)
+        if not name:
+            raise UserError("--exp NAME is required (see `python -m runner status`)")
+        cluster = _cluster(config)
+        api = _api(cluster)
+        label_selector = names.selector(cluster.sweep, name, _seed_flag(seed))
+        jobs = sorted(api.list_jobs(label_selector), key=status.sort_key)
+        if not jobs:
+            raise UserError(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
+        if follow:
+            if len(jobs) > 1:
+                raise UserError(f"--follow follows one Job: add --seed ({len(jobs)} Jobs match {label_selector})")
+            logs.follow_job(api, jobs[0], label_selector)
+            return
+        logs.print_logs(api, jobs, label_selector)
+
+    def cancel(self, exp: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
+        """Delete the sweep's Jobs (or one experiment's) and their pods; checkpoints stay in the store."""
+        cluster = _cluster(config)
+        api = _api(cluster)
+        label_selector = names.selector(cluster.sweep, _text_flag("exp", exp))
+        jobs = api.list_jobs(label_selector)
+        deleted = [job.metadata.name for job in sorted(jobs, key=status.sort_key) if api.delete_job(job.metadata.name)]
+        for name in deleted:
+            print(f"deleted {name}")
+        print(f"{len(deleted)} Job(s) deleted ({label_selector}, namespace {cluster.namespace})")

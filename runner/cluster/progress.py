@@ -1,0 +1,72 @@
+"""A run's progress as `status` shows it, read from the run store the Jobs write to.
+
+The store's endpoint, addressing and region come from [cluster] unless the environment sets them; a store
+that cannot be reached is a note, never a failure of `status`.
+"""
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from runner.cluster.config import ClusterConfig
+from runner.cluster.names import HASH_KEY, RUN_ID_KEY, STORE_KEY, annotation
+from runner.errors import UserError
+from runner.store import RunStore, open_store
+
+if TYPE_CHECKING:
+    from kubernetes.client import V1Job
+
+
+@contextmanager
+def store_environment(cluster: ClusterConfig) -> Iterator[None]:
+    """The cluster's S3 endpoint, addressing and region for this process, unless the environment sets them."""
+    wanted = {
+        "AWS_ENDPOINT_URL_S3": cluster.s3_endpoint,
+        "CLEL_S3_ADDRESSING": "" if cluster.s3_addressing == "auto" else cluster.s3_addressing,
+        "AWS_DEFAULT_REGION": cluster.s3_region,
+    }
+    added = [key for key, value in wanted.items() if value and key not in os.environ]
+    os.environ.update({key: wanted[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def checkpoint_steps(jobs: list["V1Job"], cluster: ClusterConfig) -> tuple[dict[str, int | None], list[str]]:
+    """Each Job's last checkpoint step from its store, and notes (store unreachable, config mismatch)."""
+    steps: dict[str, int | None] = {}
+    notes: list[str] = []
+    by_store: dict[str, list[V1Job]] = {}
+    for job in jobs:
+        by_store.setdefault(annotation(job, STORE_KEY) or cluster.store, []).append(job)
+    with store_environment(cluster):
+        for uri, members in by_store.items():
+            try:
+                store = open_store(uri)
+                store.check()
+                for job in members:
+                    run = RunStore(store, annotation(job, RUN_ID_KEY) or "")
+                    steps[job.metadata.name] = run.latest_step()
+                    notes += _config_mismatch(run, annotation(job, HASH_KEY))
+            except (UserError, OSError, BotoCoreError, ClientError) as err:
+                notes.append(f"note: checkpoint steps unknown: {err} (set AWS_ENDPOINT_URL_S3 to a reachable endpoint)")
+    return steps, notes
+
+
+def _config_mismatch(run: RunStore, expected: str | None) -> list[str]:
+    try:
+        stored = json.loads(run.store.read(run.key("config.json"))).get("config_hash")
+    except (KeyError, ValueError):
+        return []
+    if expected and stored != expected:
+        return [
+            f"warning: {run.run_id} in the store has config {stored}, its Job was rendered for {expected} "
+            "(the image's experiments.toml differs from yours? `make image` and submit with that image)"
+        ]
+    return []

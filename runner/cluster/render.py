@@ -1,0 +1,239 @@
+"""Job rendering: one batch/v1 Job per experiment x seed, built from the official client's models.
+
+`render_jobs` resolves the sweep's runs and renders their Jobs (names checked unique); `to_yaml` prints them.
+Nothing here talks to a cluster.
+"""
+
+import re
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from runner.cluster.config import LABEL_VALUE, ClusterConfig
+from runner.cluster.names import APP_NAME, CONTAINER, HASH_KEY, LABEL, MANAGED_BY, RUN_ID_KEY, STORE_KEY
+from runner.config import ExperimentsFile, RunConfig, parse_overrides
+from runner.errors import EXIT_DIVERGED, EXIT_USER_ERROR, UserError
+
+NAME_PREFIX = "clel-"
+MAX_NAME = 63
+WORKDIR_HOME = "/home/runner"
+DATA_DIR = "/data"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
+
+
+def job_name(cfg: RunConfig) -> str:
+    """clel-<experiment>-<profile>-s<seed>-<config hash>, the stem shortened to stay within 63 characters."""
+    suffix = f"-s{cfg.seed}-{cfg.config_hash}"
+    room = MAX_NAME - len(NAME_PREFIX) - len(suffix)
+    if room < 1:
+        raise UserError(f"seed {cfg.seed} is too long for a Job name")
+    stem = _slug(f"{cfg.experiment}-{cfg.profile}")[:room].strip("-") or "run"
+    return f"{NAME_PREFIX}{stem}{suffix}"
+
+
+def run_labels(cluster: ClusterConfig, cfg: RunConfig) -> dict[str, str]:
+    """Labels of a Job and its pods: who manages it, sweep, profile, experiment, seed, config hash."""
+    if len(cfg.experiment) > 63 or not LABEL_VALUE.fullmatch(cfg.experiment):
+        raise UserError(f"experiment {cfg.experiment!r}: not usable as a Kubernetes label value (a-z, 0-9, -_.)")
+    return {
+        APP_NAME[0]: APP_NAME[1],
+        MANAGED_BY[0]: MANAGED_BY[1],
+        f"{LABEL}sweep": cluster.sweep,
+        f"{LABEL}profile": cfg.profile,
+        f"{LABEL}experiment": cfg.experiment,
+        f"{LABEL}seed": str(cfg.seed),
+        HASH_KEY: cfg.config_hash,
+    }
+
+
+def worker_args(cluster: ClusterConfig, cfg: RunConfig) -> list[str]:
+    """`python -m runner` arguments that make the worker resolve exactly this run."""
+    args = ["worker", "--exp", cfg.experiment, "--profile", cfg.profile, "--seed", str(cfg.seed)]
+    args += ["--store", cluster.store, "--data-root", DATA_DIR]
+    if cluster.download_data:
+        args.append("--download")
+    if cluster.overrides:
+        args += ["--set", " ".join(cluster.overrides)]
+    return args
+
+
+def pod_failure_policy() -> client.V1PodFailurePolicy:
+    """Preemption is ignored (not counted against backoffLimit); config errors and divergence fail the Job."""
+    return client.V1PodFailurePolicy(
+        rules=[
+            client.V1PodFailurePolicyRule(
+                action="Ignore",
+                on_pod_conditions=[
+                    client.V1PodFailurePolicyOnPodConditionsPattern(type="DisruptionTarget", status="True")
+                ],
+            ),
+            client.V1PodFailurePolicyRule(
+                action="FailJob",
+                on_exit_codes=client.V1PodFailurePolicyOnExitCodesRequirement(
+                    container_name=CONTAINER, operator="In", values=sorted([EXIT_USER_ERROR, EXIT_DIVERGED])
+                ),
+            ),
+        ]
+    )
+
+
+def _env(cluster: ClusterConfig, cfg: RunConfig) -> list[client.V1EnvVar]:
+    env = [
+        client.V1EnvVar(name="HOME", value=WORKDIR_HOME),
+        client.V1EnvVar(name="PYTHONUNBUFFERED", value="1"),
+        client.V1EnvVar(name="CLEL_CONFIG_HASH", value=cfg.config_hash),
+        client.V1EnvVar(name="AWS_DEFAULT_REGION", value=cluster.s3_region),
+    ]
+    if cluster.s3_endpoint:
+        env.append(client.V1EnvVar(name="AWS_ENDPOINT_URL_S3", value=cluster.s3_endpoint))
+    if cluster.s3_addressing != "auto":
+        env.append(client.V1EnvVar(name="CLEL_S3_ADDRESSING", value=cluster.s3_addressing))
+    if cluster.credentials_secret:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            ref = client.V1SecretKeySelector(name=cluster.credentials_secret, key=key)
+            env.append(client.V1EnvVar(name=key, value_from=client.V1EnvVarSource(secret_key_ref=ref)))
+    return env
+
+
+def _resources(cluster: ClusterConfig) -> client.V1ResourceRequirements:
+    requests = {"cpu": cluster.cpu, "memory": cluster.memory}
+    limits = {"memory": cluster.memory}
+    if cluster.gpus:
+        requests[cluster.gpu_resource] = limits[cluster.gpu_resource] = str(cluster.gpus)
+    return client.V1ResourceRequirements(requests=requests, limits=limits)
+
+
+def _container(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Container:
+    return client.V1Container(
+        name=CONTAINER,
+        image=cluster.image,
+        image_pull_policy="IfNotPresent",
+        command=["python", "-m", "runner"],
+        args=worker_args(cluster, cfg),
+        env=_env(cluster, cfg),
+        resources=_resources(cluster),
+        volume_mounts=[
+            client.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
+            client.V1VolumeMount(name="data", mount_path=DATA_DIR),
+        ],
+        security_context=client.V1SecurityContext(
+            allow_privilege_escalation=False,
+            capabilities=client.V1Capabilities(drop=["ALL"]),
+            run_as_non_root=True,
+        ),
+    )
+
+
+def _data_volume(cluster: ClusterConfig) -> client.V1Volume:
+    if cluster.data_volume_claim:
+        claim = client.V1PersistentVolumeClaimVolumeSource(claim_name=cluster.data_volume_claim)
+        return client.V1Volume(name="data", persistent_volume_claim=claim)
+    return client.V1Volume(name="data", empty_dir=client.V1EmptyDirVolumeSource())
+
+
+def _pod_spec(cluster: ClusterConfig, cfg: RunConfig) -> client.V1PodSpec:
+    tolerations = [
+        client.V1Toleration(
+            key=t.key or None,
+            operator=t.operator,
+            value=t.value or None,
+            effect=t.effect or None,
+            toleration_seconds=t.toleration_seconds,
+        )
+        for t in cluster.tolerations
+    ]
+    return client.V1PodSpec(
+        restart_policy="Never",
+        service_account_name=cluster.service_account or None,
+        automount_service_account_token=False,
+        termination_grace_period_seconds=cluster.termination_grace_period_seconds,
+        priority_class_name=cluster.priority_class or None,
+        node_selector=dict(cluster.node_selector) or None,
+        tolerations=tolerations or None,
+        image_pull_secrets=[client.V1LocalObjectReference(name=n) for n in cluster.image_pull_secrets] or None,
+        security_context=client.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=cluster.run_as_user,
+            run_as_group=cluster.run_as_user,
+            fs_group=cluster.run_as_user,
+            seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        containers=[_container(cluster, cfg)],
+        volumes=[
+            client.V1Volume(
+                name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=cluster.shm_size)
+            ),
+            _data_volume(cluster),
+        ],
+    )
+
+
+def render_job(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Job:
+    """The batch/v1 Job of one run (experiment x seed)."""
+    labels = run_labels(cluster, cfg)
+    annotations = {HASH_KEY: cfg.config_hash, RUN_ID_KEY: cfg.run_id, STORE_KEY: cluster.store}
+    return client.V1Job(
+        api_version="batch/v1",
+        kind="Job",
+        metadata=client.V1ObjectMeta(
+            name=job_name(cfg), namespace=cluster.namespace, labels=labels, annotations=annotations
+        ),
+        spec=client.V1JobSpec(
+            backoff_limit=cluster.backoff_limit,
+            active_deadline_seconds=cluster.active_deadline_seconds,
+            ttl_seconds_after_finished=cluster.ttl_seconds_after_finished,
+            pod_failure_policy=pod_failure_policy(),
+            pod_replacement_policy="Failed",
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels, annotations=annotations),
+                spec=_pod_spec(cluster, cfg),
+            ),
+        ),
+    )
+
+
+def plan_runs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[RunConfig]:
+    """The resolved runs of the sweep: the cluster's experiments (or `exp`) x seeds, in file order."""
+    names = list(cluster.experiments or experiments.experiments)
+    if exp:
+        if exp not in experiments.experiments:
+            known = ", ".join(experiments.experiments)
+            raise UserError(f"--exp {exp}: unknown experiment (known: {known})")
+        names = [exp]
+    seeds = cluster.seeds if cluster.seeds is not None else experiments.seeds()
+    overrides = parse_overrides(cluster.overrides)
+    runs = [experiments.resolve(name, cluster.profile, seed, overrides) for name in names for seed in seeds]
+    for cfg in runs:
+        if cfg.runtime.device != "cpu" and cluster.gpus == 0:
+            raise UserError(
+                f"{experiments.path} [cluster]: gpus = 0, but profile {cluster.profile!r} runs "
+                f"{cfg.experiment} on runtime.device = {cfg.runtime.device}; set gpus >= 1"
+            )
+    return runs
+
+
+def render_jobs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[client.V1Job]:
+    """One Job per run of the sweep; names are checked to be unique."""
+    jobs = [render_job(cluster, cfg) for cfg in plan_runs(experiments, cluster, exp)]
+    seen: dict[str, str] = {}
+    for job in jobs:
+        name, run_id = job.metadata.name, job.metadata.annotations[RUN_ID_KEY]
+        if name in seen:
+            raise UserError(f"runs {seen[name]} and {run_id} get the same Job name {name}")
+        seen[name] = run_id
+    return jobs
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A client model as the plain JSON-ready dict the API server receives."""
+    return client.ApiClient().sanitize_for_serialization(obj)
+
+
+def to_yaml(objects: list[Any]) -> str:
+    """Multi-document YAML of client models (or dicts)."""
+    docs = [obj if isinstance(obj, dict) else to_dict(obj) for obj in objects]
+    return yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)

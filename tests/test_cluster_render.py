@@ -1,0 +1,158 @@
+"""Rendering the Jobs: strict validation (kubernetes-validate), names, the Job contract, credentials."""
+
+import re
+
+import fire
+import kubernetes_validate
+import pytest
+import yaml
+from kube_support import CLUSTER, FULL_CLUSTER, REPO, rendered, run_cli, write_config
+
+import runner.run
+from runner.cli import Commands
+from runner.cluster.render import to_dict
+from runner.config import ExperimentsFile
+
+MANIFESTS = sorted((REPO / "manifests").glob("*.yaml"))
+RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+K8S_VERSIONS = ["1.31", kubernetes_validate.latest_version()]
+FAKE_KEY_ID = "AKIAFAKEKEYID0123456789"
+FAKE_SECRET = "fake-secret-Zq9+/wXYZ-never-in-yaml"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_rendered_job_and_manifest_validates_strictly(tmp_path, version):
+    jobs = rendered(write_config(tmp_path, FULL_CLUSTER))[2]
+    jobs += rendered(write_config(tmp_path, CLUSTER | {"profile": "tiny", "gpus": 0, "credentials_secret": ""}))[2]
+    assert len(jobs) == 2 * len(ExperimentsFile(REPO / "experiments.toml").experiments) * 3
+    for job in jobs:
+        assert kubernetes_validate.validate(to_dict(job), version, strict=True)
+    for path in MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert kubernetes_validate.validate(doc, version, strict=True), path.name
+    assert {p.name for p in MANIFESTS} >= {"namespace.yaml", "serviceaccount.yaml", "secret-example.yaml", "minio.yaml"}
+
+
+def test_strict_validation_would_catch_a_misspelled_field(tmp_path):
+    doc = to_dict(rendered(write_config(tmp_path, CLUSTER), "baseline")[2][0])
+    doc["spec"]["backofLimit"] = doc["spec"].pop("backoffLimit")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
+
+
+def test_names_are_rfc1123_labels_unique_across_the_matrix_and_carry_the_hash(tmp_path):
+    long_a, long_b = "an_unusually_long_experiment_name_about_the_encoder_" + "a", "an_unusually_long_" * 3 + "b"
+    extra = f'\n[experiments.{long_a}]\ncrl.method = "byol"\n\n[experiments.{long_b}]\ncrl.method = "moco"\n'
+    experiments, cluster, jobs = rendered(write_config(tmp_path, CLUSTER | {"seeds": [0, 1, 2, 10, 123456]}, extra))
+    assert len(jobs) == len(experiments.experiments) * 5
+    names = [job.metadata.name for job in jobs]
+    assert len(set(names)) == len(names)
+    for job in jobs:
+        name, labels = job.metadata.name, job.metadata.labels
+        assert len(name) <= 63 and RFC1123_LABEL.match(name), name
+        assert name.endswith(f"-s{labels['clel/seed']}-{job.metadata.annotations['clel/config-hash']}")
+        assert all(len(value) <= 63 for value in labels.values())
+    assert [job_name for job_name in names if "unusually" in job_name][0].startswith("clel-an-unusually-long-")
+    again = rendered(write_config(tmp_path, CLUSTER | {"seeds": [0, 1, 2, 10, 123456]}, extra))[2]
+    assert [job.metadata.name for job in again] == names  # deterministic
+
+
+def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
+    experiments, cluster, jobs = rendered(write_config(tmp_path, FULL_CLUSTER), "no_norm_split")
+    assert [job.metadata.labels["clel/seed"] for job in jobs] == ["0", "1", "2"]
+    cfg = experiments.resolve("no_norm_split", "paper", 1, {"train.iterations": 20000, "runtime.checkpoint_every": 500})
+    job = to_dict(jobs[1])
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert job["metadata"]["annotations"]["clel/config-hash"] == cfg.config_hash
+    assert job["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "clel-runner",
+        "app.kubernetes.io/managed-by": "clel-runner",
+        "clel/sweep": "ablation",
+        "clel/profile": "paper",
+        "clel/experiment": "no_norm_split",
+        "clel/seed": "1",
+        "clel/config-hash": cfg.config_hash,
+    }
+    assert job["metadata"]["name"] == f"clel-no-norm-split-paper-s1-{cfg.config_hash}"
+    assert pod["restartPolicy"] == "Never"
+    assert spec["podReplacementPolicy"] == "Failed"
+    assert (spec["backoffLimit"], spec["ttlSecondsAfterFinished"], spec["activeDeadlineSeconds"]) == (3, 604800, 345600)
+    assert pod["terminationGracePeriodSeconds"] >= 120
+    rules = spec["podFailurePolicy"]["rules"]
+    assert [rule["action"] for rule in rules] == ["Ignore", "FailJob"]
+    assert rules[0]["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
+    assert rules[1]["onExitCodes"] == {"containerName": "worker", "operator": "In", "values": [2, 3]}
+    assert not any(137 in rule.get("onExitCodes", {}).get("values", []) for rule in rules)
+    (container,) = pod["containers"]
+    assert container["name"] == "worker" and container["image"] == "registry.example.com/clel-runner:0.1.0"
+    assert container["command"] + container["args"] == [
+        *("python", "-m", "runner", "worker", "--exp", "no_norm_split", "--profile", "paper", "--seed", "1"),
+        *("--store", "s3://clel-test/sweep", "--data-root", "/data", "--download"),
+        *("--set", "train.iterations=20000 runtime.checkpoint_every=500"),
+    ]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in pod["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "clel-datasets"}} in pod["volumes"]
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "clel-runner"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+    assert pod["priorityClassName"] == "preemptible-training"
+    assert pod["tolerations"][1] == {
+        "effect": "NoExecute",
+        "key": "spot",
+        "operator": "Equal",
+        "tolerationSeconds": 60,
+        "value": "true",
+    }
+    env = {item["name"]: item for item in container["env"]}
+    assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio.clel.svc.cluster.local:9000"
+    assert env["CLEL_S3_ADDRESSING"]["value"] == "path"
+
+
+class Resolved(Exception):
+    """Raised by a stand-in for runner.run.execute: carries the config the worker resolved."""
+
+
+def test_the_worker_resolves_the_config_hash_its_job_was_named_for(tmp_path, monkeypatch):
+    def capture(cfg, store_uri):
+        raise Resolved(cfg, store_uri)
+
+    monkeypatch.setattr(runner.run, "execute", capture)
+    monkeypatch.chdir(tmp_path)
+    for job in rendered(write_config(tmp_path, FULL_CLUSTER), "byol")[2]:
+        args = job.spec.template.spec.containers[0].args
+        with pytest.raises(Resolved) as resolved:
+            fire.Fire(Commands, command=args)
+        cfg, store_uri = resolved.value.args
+        assert cfg.config_hash == job.metadata.annotations["clel/config-hash"]
+        assert (cfg.run_id, store_uri) == (job.metadata.annotations["clel/run-id"], "s3://clel-test/sweep")
+        assert (cfg.train.iterations, cfg.runtime.data_root, cfg.runtime.download) == (20000, "/data", True)
+
+
+def test_cpu_profile_without_gpu_requests_none(tmp_path):
+    jobs = rendered(write_config(tmp_path, CLUSTER | {"profile": "tiny", "gpus": 0}), "baseline")[2]
+    resources = jobs[0].spec.template.spec.containers[0].resources
+    assert "nvidia.com/gpu" not in resources.limits and "nvidia.com/gpu" not in resources.requests
+
+
+def test_no_credential_value_appears_in_the_rendered_yaml(tmp_path):
+    fake = {"AWS_ACCESS_KEY_ID": FAKE_KEY_ID, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET, "AWS_SESSION_TOKEN": FAKE_SECRET}
+    result = run_cli("render", "--config", str(write_config(tmp_path, FULL_CLUSTER)), env=fake)
+    assert result.returncode == 0, result.stderr
+    assert FAKE_KEY_ID not in result.stdout and FAKE_SECRET not in result.stdout
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert len(docs) == 18 and all(doc["kind"] == "Job" for doc in docs)
+    for doc in docs:
+        env = {item["name"]: item for item in doc["spec"]["template"]["spec"]["containers"][0]["env"]}
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": "clel-s3", "key": key}}}
+        assert "AWS_SESSION_TOKEN" not in env
+    for path in MANIFESTS:
+        assert FAKE_SECRET not in path.read_text()
