@@ -62,3 +62,9 @@ def test_pinned_images_pass():
 def test_no_cluster_table_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match=r"no \[cluster\] table"):
         rendered(write_config(tmp_path, None))
+
+
+@pytest.mark.parametrize("queue", ["clel gpu", "-gpu", "q" * 64, "gpu/queue"])
+def test_a_queue_name_must_be_a_label_value(tmp_path, queue):
+    with pytest.raises(UserError, match=r"queue_name: .* is not a valid label value"):
+        rendered(write_config(tmp_path, CLUSTER | {"queue_name": queue}))

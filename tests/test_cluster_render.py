@@ -1,5 +1,6 @@
 """Rendering the Jobs: strict validation (kubernetes-validate), names, the Job contract, credentials."""
 
+import configparser
 import re
 
 import fire
@@ -14,6 +15,7 @@ from runner.cluster.render import to_dict
 from runner.config import ExperimentsFile
 
 MANIFESTS = sorted((REPO / "manifests").glob("*.yaml"))
+CRD_MANIFESTS = {"kueue.yaml"}  # Kueue's own kinds: kubernetes-validate has no schema for them (checked below)
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 K8S_VERSIONS = ["1.31", kubernetes_validate.latest_version()]
 FAKE_KEY_ID = "AKIAFAKEKEYID0123456789"
@@ -25,12 +27,18 @@ def test_every_rendered_job_and_manifest_validates_strictly(tmp_path, version):
     jobs = rendered(write_config(tmp_path, FULL_CLUSTER))[2]
     jobs += rendered(write_config(tmp_path, CLUSTER | {"profile": "tiny", "gpus": 0, "credentials_secret": ""}))[2]
     assert len(jobs) == 2 * len(ExperimentsFile(REPO / "experiments.toml").experiments) * 3
+    jobs += rendered(write_config(tmp_path, CLUSTER | {"queue_name": "clel-gpu"}), "baseline")[2]
     for job in jobs:
         assert kubernetes_validate.validate(to_dict(job), version, strict=True)
     for path in MANIFESTS:
+        if path.name in CRD_MANIFESTS:
+            continue
         for doc in yaml.safe_load_all(path.read_text()):
             assert kubernetes_validate.validate(doc, version, strict=True), path.name
-    assert {p.name for p in MANIFESTS} >= {"namespace.yaml", "serviceaccount.yaml", "secret-example.yaml", "minio.yaml"}
+    assert {p.name for p in MANIFESTS} >= {
+        *("namespace.yaml", "serviceaccount.yaml", "secret-example.yaml", "minio.yaml"),
+        *("networkpolicy.yaml", "kueue.yaml"),
+    }
 
 
 def test_strict_validation_would_catch_a_misspelled_field(tmp_path):
@@ -100,8 +108,18 @@ def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
     }
+    assert container["imagePullPolicy"] == "Always"
+    assert container["resources"]["limits"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}
+    writable = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"] if not mount.get("readOnly")}
+    assert writable == {"/dev/shm": "dshm", "/data": "data", "/tmp": "tmp", "/home/runner": "home"}
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"] and {"name": "home", "emptyDir": {}} in pod["volumes"]
+    assert job["metadata"]["annotations"]["checkov.io/skip1"].startswith("CKV_K8S_43=the image is pinned by a version")
+    assert job["metadata"]["annotations"]["checkov.io/skip1"].count("=") == 1  # checkov splits at the one '='
+    assert "checkov.io/skip1" not in job["spec"]["template"]["metadata"]["annotations"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
     assert pod["priorityClassName"] == "preemptible-training"
     assert pod["tolerations"][1] == {
@@ -151,8 +169,101 @@ def test_no_credential_value_appears_in_the_rendered_yaml(tmp_path):
     assert len(docs) == 18 and all(doc["kind"] == "Job" for doc in docs)
     for doc in docs:
         env = {item["name"]: item for item in doc["spec"]["template"]["spec"]["containers"][0]["env"]}
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": "clel-s3", "key": key}}}
-        assert "AWS_SESSION_TOKEN" not in env
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(env)
+        assert not any("valueFrom" in item for item in env.values())  # no secret is an environment variable
+        assert env["AWS_SHARED_CREDENTIALS_FILE"]["value"] == "/var/run/secrets/clel/s3/credentials"
+        pod = doc["spec"]["template"]["spec"]
+        assert {
+            "name": "s3-credentials",
+            "secret": {
+                "secretName": "clel-s3",
+                "items": [{"key": "credentials", "path": "credentials"}],
+                "defaultMode": 0o440,
+            },
+        } in pod["volumes"]
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "s3-credentials", "mountPath": "/var/run/secrets/clel/s3", "readOnly": True} in mounts
     for path in MANIFESTS:
         assert FAKE_SECRET not in path.read_text()
+
+
+def test_pod_identity_mounts_no_secret(tmp_path):
+    job = to_dict(rendered(write_config(tmp_path, CLUSTER | {"credentials_secret": ""}), "baseline")[2][0])
+    pod = job["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["dshm", "data", "tmp", "home"]
+    assert "AWS_SHARED_CREDENTIALS_FILE" not in {item["name"] for item in pod["containers"][0]["env"]}
+
+
+def test_an_image_pinned_by_digest_needs_no_checkov_skip(tmp_path):
+    image = "registry.example.com/clel-runner@sha256:" + "0f" * 32
+    job = rendered(write_config(tmp_path, CLUSTER | {"image": image}), "baseline")[2][0]
+    assert job.spec.template.spec.containers[0].image == image
+    assert not any(key.startswith("checkov.io/") for key in job.metadata.annotations)
+
+
+def test_the_example_secret_holds_an_aws_shared_credentials_file():
+    (secret,) = yaml.safe_load_all((REPO / "manifests" / "secret-example.yaml").read_text())
+    parser = configparser.ConfigParser()
+    parser.read_string(secret["stringData"]["credentials"])
+    assert parser.sections() == ["default"]
+    assert dict(parser["default"]) == {
+        "aws_access_key_id": secret["stringData"]["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": secret["stringData"]["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def test_the_network_policy_selects_the_worker_pods_and_allows_dns_and_the_store_only(tmp_path):
+    (policy,) = yaml.safe_load_all((REPO / "manifests" / "networkpolicy.yaml").read_text())
+    namespace = next(yaml.safe_load_all((REPO / "manifests" / "namespace.yaml").read_text()))["metadata"]["name"]
+    pod_labels = rendered(write_config(tmp_path, CLUSTER), "baseline")[2][0].spec.template.metadata.labels
+    spec = policy["spec"]
+    assert policy["metadata"]["namespace"] == namespace
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"] and spec["ingress"] == []
+    ports = [sorted((p["protocol"], p["port"]) for p in rule["ports"]) for rule in spec["egress"]]
+    assert ports == [[("TCP", 53), ("UDP", 53)], [("TCP", 9000)], [("TCP", 443)]]
+    assert spec["egress"][1]["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}}}]
+    assert "169.254.0.0/16" in spec["egress"][2]["to"][0]["ipBlock"]["except"]  # no cloud metadata endpoint
+
+
+# --- Kueue ---------------------------------------------------------------------------------------------
+
+
+def test_a_queue_name_suspends_the_jobs_and_labels_them_for_kueue(tmp_path):
+    plain = rendered(write_config(tmp_path, CLUSTER), "mae")[2]
+    queued = rendered(write_config(tmp_path, CLUSTER | {"queue_name": "clel-gpu"}), "mae")[2]
+    for before, after in zip(plain, queued, strict=True):
+        doc, reference = to_dict(after), to_dict(before)
+        assert doc["spec"]["suspend"] is True and "suspend" not in reference["spec"]
+        assert doc["metadata"]["labels"] == reference["metadata"]["labels"] | {"kueue.x-k8s.io/queue-name": "clel-gpu"}
+        assert "kueue.x-k8s.io/queue-name" not in doc["spec"]["template"]["metadata"]["labels"]
+        doc["spec"].pop("suspend")
+        doc["metadata"]["labels"].pop("kueue.x-k8s.io/queue-name")
+        assert doc == reference  # nothing else changes
+
+
+def test_without_a_queue_name_rendering_is_unchanged(tmp_path):
+    (tmp_path / "empty").mkdir()
+    absent = run_cli("render", "--config", str(write_config(tmp_path, CLUSTER)))
+    empty = run_cli("render", "--config", str(write_config(tmp_path / "empty", CLUSTER | {"queue_name": ""})))
+    assert absent.returncode == empty.returncode == 0, absent.stderr + empty.stderr
+    assert absent.stdout == empty.stdout and absent.stdout.count("kind: Job") == 18
+    assert "suspend" not in absent.stdout and "kueue" not in absent.stdout
+
+
+def test_the_example_kueue_manifests_name_consistent_queues():
+    docs = {doc["kind"]: doc for doc in yaml.safe_load_all((REPO / "manifests" / "kueue.yaml").read_text())}
+    assert sorted(docs) == ["ClusterQueue", "LocalQueue", "ResourceFlavor"]
+    assert all(doc["apiVersion"] == "kueue.x-k8s.io/v1beta1" for doc in docs.values())
+    namespace = next(yaml.safe_load_all((REPO / "manifests" / "namespace.yaml").read_text()))["metadata"]["name"]
+    local, cluster_queue, flavor = docs["LocalQueue"], docs["ClusterQueue"], docs["ResourceFlavor"]
+    assert local["metadata"]["namespace"] == namespace
+    assert local["spec"]["clusterQueue"] == cluster_queue["metadata"]["name"]
+    assert cluster_queue["spec"]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": namespace}
+    (group,) = cluster_queue["spec"]["resourceGroups"]
+    (flavor_quota,) = group["flavors"]
+    assert flavor_quota["name"] == flavor["metadata"]["name"]
+    covered = ["cpu", "memory", "nvidia.com/gpu"]
+    assert group["coveredResources"] == [r["name"] for r in flavor_quota["resources"]] == covered
+    commented = re.search(r'^# queue_name = "([^"]+)"', (REPO / "experiments.toml").read_text(), re.M)
+    assert commented and commented.group(1) == local["metadata"]["name"]

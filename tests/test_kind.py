@@ -108,19 +108,33 @@ def _create(api: client.ApiClient, doc: dict[str, Any]) -> None:
             raise
 
 
+def _credentials_file(access: str, secret: str) -> str:
+    """The Secret's `credentials` key: an AWS shared-credentials file, which the Jobs mount."""
+    return f"[default]\naws_access_key_id = {access}\naws_secret_access_key = {secret}\n"
+
+
 def _s3_secret(api: client.ApiClient) -> tuple[str, str]:
     """The clel-s3 Secret's credentials, created with random values if absent (never from a file)."""
     core = client.CoreV1Api(api)
     try:
         data = core.read_namespaced_secret(SECRET, NAMESPACE).data
-        return tuple(base64.b64decode(data[key]).decode() for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        access, secret = (base64.b64decode(data[key]).decode() for key in keys)
+        if "credentials" not in data:  # made before the Jobs read a credentials file
+            patch = {"stringData": {"credentials": _credentials_file(access, secret)}}
+            core.patch_namespaced_secret(SECRET, NAMESPACE, patch)
+        return access, secret
     except ApiException as err:
         if err.status != 404:
             raise
     access, secret = f"clel{secrets.token_hex(6)}", secrets.token_urlsafe(24)
     body = client.V1Secret(
         metadata=client.V1ObjectMeta(name=SECRET, namespace=NAMESPACE),
-        string_data={"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret},
+        string_data={
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "credentials": _credentials_file(access, secret),
+        },
     )
     core.create_namespaced_secret(NAMESPACE, body)
     return access, secret

@@ -87,6 +87,7 @@ class ClusterConfig(_Table):
     ttl_seconds_after_finished: int = Field(default=7 * 86400, ge=0)
     backoff_limit: int = Field(default=3, ge=0)
     termination_grace_period_seconds: int = Field(default=300, ge=30)
+    queue_name: str = ""  # a Kueue LocalQueue: Jobs are created suspended with kueue.x-k8s.io/queue-name
 
     _image = field_validator("image")(check_image)
 
@@ -111,6 +112,11 @@ class ClusterConfig(_Table):
         if not v:
             raise ValueError("must not be empty")
         return _check(LABEL_VALUE, v, "label value (a-z, A-Z, 0-9, '-', '_', '.'; at most 63)", 63)
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, v: str) -> str:
+        return v and _check(LABEL_VALUE, v, "label value (a-z, A-Z, 0-9, '-', '_', '.'; at most 63)", 63)
 
     @field_validator("store")
     @classmethod

@@ -17,8 +17,18 @@ from runner.errors import EXIT_DIVERGED, EXIT_USER_ERROR, UserError
 
 NAME_PREFIX = "clel-"
 MAX_NAME = 63
-WORKDIR_HOME = "/home/runner"
+WORKDIR_HOME = "/home/runner"  # HOME, an emptyDir: the Inception weights and reference statistics are cached below it
 DATA_DIR = "/data"
+TMP_DIR = "/tmp"
+CREDENTIALS_DIR = "/var/run/secrets/clel/s3"
+CREDENTIALS_KEY = "credentials"  # the Secret's key: an AWS shared-credentials file ([default] aws_access_key_id = ...)
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# checkov.io/skip<N> annotations: checkov reads "<check id>=<reason>" (the reason must not contain '=').
+CHECKOV_SKIP = "checkov.io/skip"
+DIGEST_SKIP = (
+    "CKV_K8S_43",
+    "the image is pinned by a version tag in experiments.toml [cluster] image; give image@sha256:... to pin a digest",
+)
 
 
 def _slug(text: str) -> str:
@@ -93,15 +103,14 @@ def _env(cluster: ClusterConfig, cfg: RunConfig) -> list[client.V1EnvVar]:
     if cluster.s3_addressing != "auto":
         env.append(client.V1EnvVar(name="CLEL_S3_ADDRESSING", value=cluster.s3_addressing))
     if cluster.credentials_secret:
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            ref = client.V1SecretKeySelector(name=cluster.credentials_secret, key=key)
-            env.append(client.V1EnvVar(name=key, value_from=client.V1EnvVarSource(secret_key_ref=ref)))
+        path = f"{CREDENTIALS_DIR}/{CREDENTIALS_KEY}"
+        env.append(client.V1EnvVar(name="AWS_SHARED_CREDENTIALS_FILE", value=path))
     return env
 
 
 def _resources(cluster: ClusterConfig) -> client.V1ResourceRequirements:
     requests = {"cpu": cluster.cpu, "memory": cluster.memory}
-    limits = {"memory": cluster.memory}
+    limits = {"cpu": cluster.cpu, "memory": cluster.memory}
     if cluster.gpus:
         requests[cluster.gpu_resource] = limits[cluster.gpu_resource] = str(cluster.gpus)
     return client.V1ResourceRequirements(requests=requests, limits=limits)
@@ -111,21 +120,52 @@ def _container(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Container:
     return client.V1Container(
         name=CONTAINER,
         image=cluster.image,
-        image_pull_policy="IfNotPresent",
+        image_pull_policy="Always",
         command=["python", "-m", "runner"],
         args=worker_args(cluster, cfg),
         env=_env(cluster, cfg),
         resources=_resources(cluster),
-        volume_mounts=[
-            client.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
-            client.V1VolumeMount(name="data", mount_path=DATA_DIR),
-        ],
+        volume_mounts=_volume_mounts(cluster),
         security_context=client.V1SecurityContext(
             allow_privilege_escalation=False,
             capabilities=client.V1Capabilities(drop=["ALL"]),
+            privileged=False,
+            read_only_root_filesystem=True,
             run_as_non_root=True,
         ),
     )
+
+
+def _volume_mounts(cluster: ClusterConfig) -> list[client.V1VolumeMount]:
+    """The root filesystem is read-only: /dev/shm, /data, /tmp and HOME are the writable places."""
+    mounts = [
+        client.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
+        client.V1VolumeMount(name="data", mount_path=DATA_DIR),
+        client.V1VolumeMount(name="tmp", mount_path=TMP_DIR),
+        client.V1VolumeMount(name="home", mount_path=WORKDIR_HOME),
+    ]
+    if cluster.credentials_secret:
+        mounts.append(client.V1VolumeMount(name="s3-credentials", mount_path=CREDENTIALS_DIR, read_only=True))
+    return mounts
+
+
+def _volumes(cluster: ClusterConfig) -> list[client.V1Volume]:
+    volumes = [
+        client.V1Volume(
+            name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=cluster.shm_size)
+        ),
+        _data_volume(cluster),
+        client.V1Volume(name="tmp", empty_dir=client.V1EmptyDirVolumeSource()),
+        client.V1Volume(name="home", empty_dir=client.V1EmptyDirVolumeSource()),
+    ]
+    if cluster.credentials_secret:
+        secret = client.V1SecretVolumeSource(
+            secret_name=cluster.credentials_secret,
+            items=[client.V1KeyToPath(key=CREDENTIALS_KEY, path=CREDENTIALS_KEY)],
+            default_mode=0o440,  # owner root, group fsGroup (the worker's group): readable by the worker only
+        )
+        volumes.append(client.V1Volume(name="s3-credentials", secret=secret))
+    return volumes
 
 
 def _data_volume(cluster: ClusterConfig) -> client.V1Volume:
@@ -163,12 +203,7 @@ def _pod_spec(cluster: ClusterConfig, cfg: RunConfig) -> client.V1PodSpec:
             seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
         ),
         containers=[_container(cluster, cfg)],
-        volumes=[
-            client.V1Volume(
-                name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=cluster.shm_size)
-            ),
-            _data_volume(cluster),
-        ],
+        volumes=_volumes(cluster),
     )
 
 
@@ -176,13 +211,18 @@ def render_job(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Job:
     """The batch/v1 Job of one run (experiment x seed)."""
     labels = run_labels(cluster, cfg)
     annotations = {HASH_KEY: cfg.config_hash, RUN_ID_KEY: cfg.run_id, STORE_KEY: cluster.store}
+    job_labels = labels | ({KUEUE_QUEUE_LABEL: cluster.queue_name} if cluster.queue_name else {})
     return client.V1Job(
         api_version="batch/v1",
         kind="Job",
         metadata=client.V1ObjectMeta(
-            name=job_name(cfg), namespace=cluster.namespace, labels=labels, annotations=annotations
+            name=job_name(cfg),
+            namespace=cluster.namespace,
+            labels=job_labels,
+            annotations=annotations | checkov_skips(cluster),
         ),
         spec=client.V1JobSpec(
+            suspend=True if cluster.queue_name else None,  # Kueue admits it (unsuspends) when its quota allows
             backoff_limit=cluster.backoff_limit,
             active_deadline_seconds=cluster.active_deadline_seconds,
             ttl_seconds_after_finished=cluster.ttl_seconds_after_finished,
@@ -194,6 +234,12 @@ def render_job(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Job:
             ),
         ),
     )
+
+
+def checkov_skips(cluster: ClusterConfig) -> dict[str, str]:
+    """The checkov checks that do not apply to this Job, each with its reason (scripts/scan_cluster.sh)."""
+    skips = [] if "@" in cluster.image else [DIGEST_SKIP]
+    return {f"{CHECKOV_SKIP}{n}": f"{check}={reason}" for n, (check, reason) in enumerate(skips, start=1)}
 
 
 def plan_runs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[RunConfig]:
