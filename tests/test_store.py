@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from flaky_proxy import FAULTS, FlakyProxy
 
 from runner.errors import UserError
-from runner.store import LATEST, CheckpointError, LocalStore, PointerConflict, RunStore, Store, open_store
+from runner.store import LATEST, BadKey, CheckpointError, LocalStore, PointerConflict, RunStore, Store, open_store
 from runner.store.s3 import S3Store, client_config
 
 RUN = "exp-s0"
@@ -107,6 +107,22 @@ def backend(request, tmp_path) -> tuple[Store, Raw]:
 
 
 # --- both backends: objects and pointers ----------------------------------------------------------------------
+
+
+def test_read_tail_returns_the_last_bytes(backend):
+    store, _ = backend
+    data = b"".join(b'{"step": %d}\n' % step for step in range(1000))
+    store.write(f"{RUN}/metrics.jsonl", data)
+    assert store.read_tail(f"{RUN}/metrics.jsonl", 28) == b'{"step": 998}\n{"step": 999}\n'
+    assert store.read_tail(f"{RUN}/metrics.jsonl", len(data) + 100) == data  # shorter than asked: all of it
+    store.write(f"{RUN}/empty", b"")
+    assert store.read_tail(f"{RUN}/empty", 10) == b""
+    with pytest.raises(KeyError):
+        store.read_tail(f"{RUN}/absent.jsonl", 10)
+    with pytest.raises(ValueError):
+        store.read_tail(f"{RUN}/metrics.jsonl", 0)
+    with pytest.raises(BadKey):
+        store.read_tail("../metrics.jsonl", 10)
 
 
 def test_objects_round_trip(backend, tmp_path):

@@ -81,6 +81,12 @@ class Store(ABC):
     def check(self) -> None:
         """Raise UserError if the store cannot be used (unreachable, no bucket, not writable)."""
 
+    def read_tail(self, key: str, max_bytes: int) -> bytes:
+        """The last max_bytes bytes of an object (all of it when shorter); KeyError if it does not exist."""
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        return self.read(key)[-max_bytes:]
+
     def download(self, key: str, path: Path) -> None:
         """Copy an object to a local file (written atomically); KeyError if it does not exist."""
         from runner.atomic_file import write_atomic

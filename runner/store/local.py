@@ -36,6 +36,16 @@ class LocalStore(Store):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyError(key) from None
 
+    def read_tail(self, key: str, max_bytes: int) -> bytes:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        try:
+            with open(self._path(key), "rb") as file:
+                file.seek(max(file.seek(0, 2) - max_bytes, 0))
+                return file.read(max_bytes)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyError(key) from None
+
     def write(self, key: str, data: bytes) -> None:
         write_atomic(self._path(key), data)
 

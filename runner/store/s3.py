@@ -139,6 +139,20 @@ class S3Store(Store):
             raise KeyError(key)
         return found[0]
 
+    def read_tail(self, key: str, max_bytes: int) -> bytes:
+        """One ranged GET (bytes=-max_bytes): the object's last bytes without fetching the rest."""
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{max_bytes}")
+        except ClientError as err:
+            if _code(err) in MISSING_CODES:
+                raise KeyError(key) from None
+            if _code(err) in ("InvalidRange", "416"):  # an empty object has no last bytes
+                return b""
+            raise
+        return response["Body"].read()[-max_bytes:]
+
     def write(self, key: str, data: bytes) -> None:
         self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), Config=TRANSFER)
 
