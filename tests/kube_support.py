@@ -216,3 +216,24 @@ def install_fake(monkeypatch) -> FakeKubeServer:
     api_client.rest_client.pool_manager = server
     monkeypatch.setattr(api, "connect", lambda: api_client)
     return server
+
+
+def seed_world(kube: FakeKubeServer, path: Path) -> list[dict[str, Any]]:
+    """baseline s0 preempted once and running again, s1 done, s2 waiting for its image."""
+    jobs = [kube.add_job(job, datetime.now(UTC) - timedelta(hours=3)) for job in rendered(path, "baseline")[2]]
+    kube.add_pod(jobs[0], "b0-old", "Failed", minutes_ago=90, log="step 100\npreempted: SIGTERM\n")
+    kube.add_pod(jobs[0], "b0-new", "Running", minutes_ago=30, log="resumed baseline-paper-s0 at step 200\n")
+    kube.jobs[jobs[1]["metadata"]["name"]]["status"] = to_dict(
+        client.V1JobStatus(succeeded=1, conditions=[client.V1JobCondition(type="Complete", status="True")])
+    )
+    kube.add_pod(jobs[1], "b1", "Succeeded", minutes_ago=100, log="done\n")
+    waiting = client.V1ContainerStatus(
+        name="worker",
+        image="x",
+        image_id="",
+        ready=False,
+        restart_count=0,
+        state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(reason="ImagePullBackOff")),
+    )
+    kube.add_pod(jobs[2], "b2", "Pending", container_statuses=[waiting])
+    return jobs

@@ -3,21 +3,19 @@
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 import yaml
-from kube_support import CLUSTER, REPO, SELECTOR, FakeKubeServer, rendered, run_cli, write_config
+from kube_support import CLUSTER, REPO, SELECTOR, rendered, run_cli, seed_world, write_config
 from kubernetes import client
 
+from runner.__main__ import main
 from runner.cli import Commands
 from runner.cluster import api
 from runner.cluster.render import to_dict
 from runner.cluster.status import age, format_table
 from runner.errors import UserError
-from runner.store import RunStore, open_store
 
 # --- submit ------------------------------------------------------------------------------------------
 
@@ -126,57 +124,9 @@ def test_bad_cluster_section_sends_nothing(tmp_path, kube):
 # --- status, logs, cancel --------------------------------------------------------------------------
 
 
-def _running(kube: FakeKubeServer, path: Path) -> list[dict[str, Any]]:
-    """baseline s0 preempted once and running again, s1 done, s2 waiting for its image."""
-    jobs = [kube.add_job(job, datetime.now(UTC) - timedelta(hours=3)) for job in rendered(path, "baseline")[2]]
-    kube.add_pod(jobs[0], "b0-old", "Failed", minutes_ago=90, log="step 100\npreempted: SIGTERM\n")
-    kube.add_pod(jobs[0], "b0-new", "Running", minutes_ago=30, log="resumed baseline-paper-s0 at step 200\n")
-    kube.jobs[jobs[1]["metadata"]["name"]]["status"] = to_dict(
-        client.V1JobStatus(succeeded=1, conditions=[client.V1JobCondition(type="Complete", status="True")])
-    )
-    kube.add_pod(jobs[1], "b1", "Succeeded", minutes_ago=100, log="done\n")
-    waiting = client.V1ContainerStatus(
-        name="worker",
-        image="x",
-        image_id="",
-        ready=False,
-        restart_count=0,
-        state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(reason="ImagePullBackOff")),
-    )
-    kube.add_pod(jobs[2], "b2", "Pending", container_statuses=[waiting])
-    return jobs
-
-
-def test_status_table_by_label_with_checkpoint_steps_from_the_store(tmp_path, kube, s3_bucket, capsys):
-    path = write_config(tmp_path, CLUSTER | {"store": f"s3://{s3_bucket}/sweep"})
-    _running(kube, path)
-    RunStore(open_store(f"s3://{s3_bucket}/sweep"), "baseline-paper-s0").save_checkpoint(200, b"state")
-    Commands().status(config=str(path))
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["EXPERIMENT", "SEED", "PHASE", "RESTARTS", "STEP", "AGE", "JOB"]
-    assert len(out) == 4
-    assert re.match(r"baseline\s+0\s+Running\s+1\s+200\s+3h0m\s+clel-baseline-paper-s0-[0-9a-f]{12}$", out[1])
-    assert re.match(r"baseline\s+1\s+Succeeded\s+0\s+-\s+3h0m\s+clel-baseline-paper-s1-", out[2])
-    assert re.match(r"baseline\s+2\s+Pending \(ImagePullBackOff\)\s+0\s+-\s+3h0m\s+clel-baseline-paper-s2-", out[3])
-    assert {r.query["labelSelector"] for r in kube.sent("GET", "jobs") + kube.sent("GET", "pods")} == {SELECTOR}
-
-
-def test_status_of_one_experiment_and_an_unreachable_store(tmp_path, kube, s3_endpoint, capsys):
-    path = write_config(tmp_path, CLUSTER | {"store": "s3://no-such-bucket/x"})
-    _running(kube, path)
-    Commands().status(exp="baseline", config=str(path))
-    captured = capsys.readouterr()
-    assert captured.err.startswith("note: checkpoint steps unknown: store s3://no-such-bucket/x")
-    assert "bucket 'no-such-bucket' does not exist" in captured.err and len(captured.err.splitlines()) == 1
-    assert re.search(r"^baseline\s+0\s+Running\s+1\s+-\s", captured.out, re.M)
-    assert kube.sent("GET", "jobs")[0].query["labelSelector"] == f"{SELECTOR},clel/experiment=baseline"
-    Commands().status(exp="plain_ebm", config=str(path))
-    assert "no Jobs match" in capsys.readouterr().out
-
-
 def test_logs_select_by_label_and_show_the_newest_pod(tmp_path, kube, capsys):
     path = write_config(tmp_path, CLUSTER)
-    _running(kube, path)
+    seed_world(kube, path)
     Commands().logs(exp="baseline", config=str(path))
     out = capsys.readouterr().out
     assert "resumed baseline-paper-s0 at step 200" in out and "preempted" not in out and "done" in out
@@ -191,7 +141,7 @@ def test_logs_select_by_label_and_show_the_newest_pod(tmp_path, kube, capsys):
 
 def test_logs_follow_moves_on_to_the_replacement_pod(tmp_path, kube, capsys):
     path = write_config(tmp_path, CLUSTER)
-    jobs = _running(kube, path)
+    jobs = seed_world(kube, path)
     job0 = jobs[0]
 
     def preempt_then_finish(pod: str) -> None:
@@ -275,3 +225,43 @@ def test_the_cli_starts_without_the_kubernetes_client():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# --- typos: nothing is sent --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def connects(kube, monkeypatch) -> list[int]:
+    """Counts the calls of runner.cluster.api.connect (which returns the fake server's client)."""
+    calls: list[int] = []
+    fake = api.connect
+    monkeypatch.setattr(api, "connect", lambda: calls.append(1) or fake())
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["submit", "--dryrun"], "error: submit: unknown flag --dryrun (did you mean --dry-run?)"),
+        (["submit", "--replace", "--exp=moco", "--imgae", "x:1"], "error: submit: unknown flag --imgae"),
+        (["cancel", "--experiment", "mae"], "error: cancel: unknown flag --experiment"),
+        (["logs", "--exp", "baseline", "--seeds", "1"], "error: logs: unknown flag --seeds"),
+        (["logs", "--exp", "baseline", "--seed", "one"], "error: logs: --seed one"),
+        (["logs", "--exp", "baseline", "--folow"], "error: logs: unknown flag --folow"),
+        (["submit", "--dry-run", "yes"], "error: submit: unexpected argument 'yes'"),
+    ],
+)
+def test_a_mistyped_flag_sends_zero_requests(tmp_path, kube, connects, capsys, args, expected):
+    assert main([*args, "--config", str(write_config(tmp_path, CLUSTER))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
+    assert kube.requests == [] and connects == []
+
+
+@pytest.mark.parametrize("command", ["status", "logs", "cancel", "submit"])
+@pytest.mark.parametrize("exp", ["basline", "../x"])
+def test_an_unknown_experiment_exits_2_before_connecting(tmp_path, kube, connects, capsys, command, exp):
+    assert main([command, "--exp", exp, "--config", str(write_config(tmp_path, CLUSTER))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --exp {exp}: unknown experiment (known: baseline, ") and len(err.splitlines()) == 1
+    assert kube.requests == [] and connects == []

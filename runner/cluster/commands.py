@@ -7,7 +7,9 @@ these commands, so runner.argv checks their flags before any of them runs.
 
 import sys
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
 
 from runner.cluster import logs, names, progress, status, submit
 from runner.cluster.config import ClusterConfig, load_cluster
@@ -52,8 +54,14 @@ def _prepare(config: str, exp: Any, image: Any = None) -> tuple[ClusterConfig, l
     return cluster, render.render_jobs(experiments, cluster, _text_flag("exp", exp))
 
 
-def _cluster(config: str) -> ClusterConfig:
-    return load_cluster(ExperimentsFile(config))
+def _cluster(config: str, exp: Any) -> tuple[ClusterConfig, str | None]:
+    """The cluster table and the checked --exp (an experiment of the config, or None), before any request."""
+    experiments = ExperimentsFile(config)
+    cluster = load_cluster(experiments)
+    name = _text_flag("exp", exp)
+    if name is not None and name not in experiments.experiments:
+        raise UserError(f"--exp {name}: unknown experiment (known: {', '.join(experiments.experiments)})")
+    return cluster, name
 
 
 def _api(cluster: ClusterConfig) -> "KubeApi":
@@ -103,20 +111,39 @@ class ClusterCommands:
                 "`submit --replace` deletes and recreates them"
             )
 
-    def status(self, exp: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
-        """A table of the sweep's Jobs: experiment, seed, phase, restarts, last checkpoint step, age."""
-        cluster = _cluster(config)
+    def status(
+        self,
+        exp: str | None = None,
+        watch: bool = False,
+        interval: Annotated[float, Field(gt=0, le=86400)] = 10.0,
+        config: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
+        """A table of the sweep's Jobs: phase (queued in Kueue or running), restarts, and the run's progress from
+        the store: step/iterations, last checkpoint, it/s, ETA, last loss, FID once finished (AUROCs below).
+
+        --watch refreshes it every --interval seconds (default 10) until Ctrl-C.
+        """
+        cluster, name = _cluster(config, exp)
         api = _api(cluster)
-        label_selector = names.selector(cluster.sweep, _text_flag("exp", exp))
-        jobs = api.list_jobs(label_selector)
-        if not jobs:
-            print(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
-            return
-        pods = api.list_pods(label_selector)
-        steps, notes = progress.checkpoint_steps(jobs, cluster)
-        print(status.status_table(jobs, pods, steps))
-        for note in notes:
-            print(note, file=sys.stderr)
+        label_selector = names.selector(cluster.sweep, name)
+
+        def show() -> None:
+            jobs = api.list_jobs(label_selector)
+            if not jobs:
+                print(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
+                return
+            pods = api.list_pods(label_selector)
+            found, notes = progress.read_progress(jobs, cluster)
+            print(status.status_table(jobs, pods, found))
+            for line in status.auroc_lines(found):
+                print(line)
+            for note in notes:
+                print(note, file=sys.stderr)
+
+        if watch:
+            status.watch(show, interval)
+        else:
+            show()
 
     def logs(
         self,
@@ -126,12 +153,11 @@ class ClusterCommands:
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
         """The worker log of an experiment's Jobs (the newest pod of each); --follow streams one seed's log."""
-        name = _text_flag("exp", exp)
-        if not name:
+        if not _text_flag("exp", exp):
             raise UserError("--exp NAME is required (see `python -m runner status`)")
-        cluster = _cluster(config)
-        api = _api(cluster)
+        cluster, name = _cluster(config, exp)
         label_selector = names.selector(cluster.sweep, name, _seed_flag(seed))
+        api = _api(cluster)
         jobs = sorted(api.list_jobs(label_selector), key=status.sort_key)
         if not jobs:
             raise UserError(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
@@ -144,9 +170,9 @@ class ClusterCommands:
 
     def cancel(self, exp: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
         """Delete the sweep's Jobs (or one experiment's) and their pods; checkpoints stay in the store."""
-        cluster = _cluster(config)
+        cluster, name = _cluster(config, exp)
         api = _api(cluster)
-        label_selector = names.selector(cluster.sweep, _text_flag("exp", exp))
+        label_selector = names.selector(cluster.sweep, name)
         jobs = api.list_jobs(label_selector)
         deleted = [job.metadata.name for job in sorted(jobs, key=status.sort_key) if api.delete_job(job.metadata.name)]
         for name in deleted:

@@ -15,6 +15,7 @@ HASH_KEY = f"{LABEL}config-hash"
 RUN_ID_KEY = f"{LABEL}run-id"
 STORE_KEY = f"{LABEL}store"
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # the LocalQueue a Job waits in ([cluster] queue_name)
 
 
 def selector(sweep: str, exp: str | None = None, seed: int | None = None) -> str:

@@ -11,7 +11,16 @@ import yaml
 from kubernetes import client
 
 from runner.cluster.config import LABEL_VALUE, ClusterConfig
-from runner.cluster.names import APP_NAME, CONTAINER, HASH_KEY, LABEL, MANAGED_BY, RUN_ID_KEY, STORE_KEY
+from runner.cluster.names import (
+    APP_NAME,
+    CONTAINER,
+    HASH_KEY,
+    KUEUE_QUEUE_LABEL,
+    LABEL,
+    MANAGED_BY,
+    RUN_ID_KEY,
+    STORE_KEY,
+)
 from runner.config import ExperimentsFile, RunConfig, parse_overrides
 from runner.errors import EXIT_DIVERGED, EXIT_USER_ERROR, UserError
 
@@ -22,7 +31,6 @@ DATA_DIR = "/data"
 TMP_DIR = "/tmp"
 CREDENTIALS_DIR = "/var/run/secrets/clel/s3"
 CREDENTIALS_KEY = "credentials"  # the Secret's key: an AWS shared-credentials file ([default] aws_access_key_id = ...)
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # checkov.io/skip<N> annotations: checkov reads "<check id>=<reason>" (the reason must not contain '=').
 CHECKOV_SKIP = "checkov.io/skip"
 DIGEST_SKIP = (

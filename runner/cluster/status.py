@@ -1,18 +1,21 @@
-"""`status`: each Job's phase, restarts, age and the progress of its run, as a table.
+"""`status`: each Job's phase, restarts and age, with its run's progress from the store, as a table.
 
 Works on the client's models (V1Job, V1Pod) by attribute only, so this module needs no kubernetes import.
 """
 
+import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from runner.cluster.names import EXPERIMENT_KEY, SEED_KEY, job_of
+from runner.cluster.names import EXPERIMENT_KEY, KUEUE_QUEUE_LABEL, SEED_KEY, job_of
+from runner.cluster.progress import Progress
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job, V1JobCondition, V1Pod
 
-HEADER = ["EXPERIMENT", "SEED", "PHASE", "RESTARTS", "STEP", "AGE", "JOB"]
+HEADER = ["EXPERIMENT", "SEED", "PHASE", "RESTARTS", "STEP", "CKPT", "IT/S", "ETA", "LOSS", "RESULT", "AGE", "JOB"]
 
 
 def job_condition(job: "V1Job", kind: str) -> "V1JobCondition | None":
@@ -48,17 +51,23 @@ def _waiting_reason(pod: "V1Pod") -> str | None:
 
 
 def job_phase(job: "V1Job", pods: list["V1Pod"]) -> str:
-    """Succeeded, Failed (reason), Suspended, or the newest pod's phase (with its waiting reason)."""
+    """Succeeded, Failed (reason), Queued (Kueue has not admitted it), Suspended, or the newest pod's phase.
+
+    A Job with a Kueue queue label is created suspended; Kueue admits it by unsuspending it, and may suspend it
+    again (preemption by the queue): suspended means queued. Admitted without a pod yet is "Admitted".
+    """
     if job_condition(job, "Complete"):
         return "Succeeded"
     failed = job_condition(job, "Failed")
     if failed:
         return f"Failed ({failed.reason})" if failed.reason else "Failed"
-    if job_condition(job, "Suspended"):
-        return "Suspended"
+    queue = (job.metadata.labels or {}).get(KUEUE_QUEUE_LABEL)
+    suspended = bool(job.spec and job.spec.suspend) or job_condition(job, "Suspended") is not None
+    if suspended:
+        return f"Queued ({queue})" if queue else "Suspended"
     pod = newest_pod(pods)
     if pod is None or pod.status is None or not pod.status.phase:
-        return "Pending"
+        return "Admitted" if queue else "Pending"
     reason = _waiting_reason(pod)
     return f"{pod.status.phase} ({reason})" if reason else pod.status.phase
 
@@ -71,7 +80,12 @@ def restarts(job: "V1Job", pods: list["V1Pod"]) -> int:
 
 def age(created: datetime, now: float | None = None) -> str:
     """Compact age of a timestamp: 45s, 12m, 3h5m, 2d4h."""
-    seconds = max(int((time.time() if now is None else now) - created.timestamp()), 0)
+    return duration((time.time() if now is None else now) - created.timestamp())
+
+
+def duration(seconds_float: float) -> str:
+    """Compact duration: 45s, 12m, 3h5m, 2d4h (negative counts as 0)."""
+    seconds = max(int(seconds_float), 0)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -88,22 +102,75 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
-def status_table(jobs: list["V1Job"], pods: list["V1Pod"], steps: dict[str, int | None]) -> str:
+def _cells(progress: Progress | None) -> list[str]:
+    """STEP, CKPT, IT/S, ETA, LOSS and RESULT of a run ('-' where unknown)."""
+    if progress is None:
+        return ["-"] * 6
+    step = "-" if progress.step is None else str(progress.step)
+    if progress.step is not None and progress.iterations:
+        step = f"{progress.step}/{progress.iterations}"
+    result = "-"
+    if progress.result is not None:
+        fid = progress.result.fid
+        result = "fid -" if fid is None else f"fid {fid:.2f}"
+        result += " collapsed" if progress.result.collapsed else ""
+    eta = progress.eta_s
+    return [
+        step,
+        "-" if progress.checkpoint_step is None else str(progress.checkpoint_step),
+        "-" if progress.rate is None else f"{progress.rate:.2f}",
+        "-" if eta is None else duration(eta),
+        "-" if progress.loss is None else f"{progress.loss:.4g}",
+        result,
+    ]
+
+
+def auroc_lines(progress: dict[str, Progress]) -> list[str]:
+    """One line per finished run and OOD set: its AUROCs (marginal and joint score)."""
+    lines = []
+    for name in sorted(progress):
+        result = progress[name].result
+        for ood, scores in (result.auroc if result else {}).items():
+            pairs = (("marginal", scores.marginal), ("joint", scores.joint))
+            shown = [f"{kind} {value:.4f}" for kind, value in pairs if value is not None]
+            lines.append(f"{result.run_id}: auroc vs {ood} {', '.join(shown) or '-'}")
+    return lines
+
+
+def status_table(jobs: list["V1Job"], pods: list["V1Pod"], progress: dict[str, Progress]) -> str:
     """The table `status` prints: one row per Job, sorted by experiment and seed."""
     rows = []
     for job in sorted(jobs, key=sort_key):
         mine = [pod for pod in pods if job_of(pod) == job.metadata.name]
         labels = job.metadata.labels or {}
-        step = steps.get(job.metadata.name)
         rows.append(
             [
                 labels.get(EXPERIMENT_KEY, "?"),
                 labels.get(SEED_KEY, "?"),
                 job_phase(job, mine),
                 str(restarts(job, mine)),
-                "-" if step is None else str(step),
+                *_cells(progress.get(job.metadata.name)),
                 age(job.metadata.creation_timestamp) if job.metadata.creation_timestamp else "-",
                 job.metadata.name,
             ]
         )
     return format_table(HEADER, rows)
+
+
+def pause(seconds: float) -> None:
+    """Wait between two refreshes of `status --watch` (tests replace it)."""
+    time.sleep(seconds)
+
+
+def watch(show: Callable[[], None], interval: float) -> None:
+    """Call `show` every `interval` seconds until Ctrl-C, which ends the watch normally."""
+    try:
+        while True:
+            if sys.stdout.isatty():
+                print("\033[H\033[J", end="")  # clear the terminal
+            print(f"status at {time.strftime('%H:%M:%S')}, every {interval:g} s (Ctrl-C stops)")
+            show()
+            sys.stdout.flush()
+            pause(interval)
+    except KeyboardInterrupt:
+        print()
