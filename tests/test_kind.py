@@ -314,7 +314,8 @@ def test_evicted_job_resumes_from_its_checkpoint_and_every_run_completes(kind, t
         assert set(result["auroc"]) and "fid" in result
 
     status = cli(kind, "status", "--config", config)
-    assert len(re.findall(rf"Succeeded\s+\d+\s+{ITERATIONS}\s", status)) == len(EXPERIMENTS), status
+    finished = rf"Succeeded\s+\d+\s+{ITERATIONS}/{ITERATIONS}\s+{ITERATIONS}\s"  # STEP (logged/total), CKPT
+    assert len(re.findall(finished, status)) == len(EXPERIMENTS), status
     assert f"resumed {run_id}" in cli(kind, "logs", "--exp", EVICTED, "--config", config)
     assert f"{len(EXPERIMENTS)} Job(s) deleted" in cli(kind, "cancel", "--config", config)
     wait_for("the pods to go", lambda: not core.list_namespaced_pod(NAMESPACE, label_selector=selector).items, 300)
