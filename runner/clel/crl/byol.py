@@ -63,9 +63,6 @@ class BYOL(MomentumMethod):
             s.momentum_end,
         )
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
-
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
         views = self.augment(torch.cat([x, x]))
         projections = self.embed(views)

@@ -74,9 +74,6 @@ class MoCo(MomentumMethod):
             s.momentum_end,
         )
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
-
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write keys at the queue position, wrapping around; the oldest keys are overwritten first."""

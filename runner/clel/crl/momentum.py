@@ -34,6 +34,10 @@ class MomentumMethod(SelfSupervisedMethod):
         self.momentum_start, self.momentum_end = momentum_start, momentum_end
         self.momentum = momentum_start
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The online networks' projection of x."""
+        return self.projector(self.backbone(x))
+
     @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The target networks' projection of x (no gradient)."""
