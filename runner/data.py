@@ -1,5 +1,7 @@
 """Datasets as in-memory uint8 tensors (N x 3 x H x W): embedded digits, CIFAR-10/100, SVHN; OOD sets."""
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,9 @@ DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
 INTERPOLATION_OFFSET = 100  # image i is averaged with image i + 100, as CLEL's reference scripts do
 NOISE_SEED = 1234
+# what numpy raises for a file that is not a readable archive: truncated, empty, not a zip, a damaged member,
+# a pickled (object) array under allow_pickle=False
+NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
 # The reference implementation normalises each dataset with these published channel statistics (mean, std);
 # the embedded digits have none, so theirs are computed from the training split.
 REFERENCE_STATISTICS = {
@@ -77,6 +82,16 @@ def load_digits(image_size: int = 16) -> ImageData:
     return ImageData("digits", train, test, mean, std)
 
 
+TORCHVISION_SETS = ("cifar10", "cifar100", "svhn")
+
+
+def check_data_sources(names: list[str], root: str | None) -> None:
+    """UserError if a dataset among names needs a data root and none is given (cheap: reads nothing)."""
+    for name in names:
+        if name in TORCHVISION_SETS and root is None:
+            raise UserError(f"data: dataset '{name}' needs --data-root DIR (add --download to fetch it there)")
+
+
 def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -> torch.Tensor:
     import torchvision.datasets as tvd
 
@@ -135,8 +150,8 @@ def load_npz_images(path: str, image_size: int) -> torch.Tensor:
         raise UserError(f"--ood {path}: no such file")
     try:
         archive = np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise UserError(f"--ood {path}: not a readable .npz file ({err})") from None
+    except NPZ_ERRORS as err:
+        raise UserError(f"--ood {path}: not a readable .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
     with archive:
@@ -144,8 +159,8 @@ def load_npz_images(path: str, image_size: int) -> torch.Tensor:
             raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
         try:
             x = archive["x"]
-        except ValueError as err:
-            raise UserError(f"--ood {path}: 'x' is not a plain array ({err})") from None
+        except NPZ_ERRORS as err:
+            raise UserError(f"--ood {path}: 'x' is not a plain, readable array ({type(err).__name__}: {err})") from None
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or x.size == 0:
         raise UserError(f"--ood {path}: 'x' must be uint8 N x H x W x C with C 1 or 3, got {x.dtype} {tuple(x.shape)}")
     images = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
 from kubernetes.client import rest
+from kubernetes.config import kube_config
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -71,6 +72,7 @@ def install(monkeypatch, directory: Path) -> FakeKube:
     path = Path(directory) / "kubeconfig"
     path.write_text(KUBECONFIG)
     monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))  # read from KUBECONFIG at import
     original = rest.RESTClientObject.__init__
 
     def init(self, *args: Any, **kwargs: Any) -> None:

@@ -13,11 +13,11 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fake_kube
 import numpy as np
 import pytest
 from runs import SMALL
 
-import fake_kube
 from runner.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,8 +138,16 @@ CASES = [
     show("config-image-size-huge", edited("data.image_size = 16", "data.image_size = 100000"), "data.image_size"),
     show("config-image-size-zero", edited("data.image_size = 16", "data.image_size = 0"), "data.image_size"),
     show("config-image-size-odd", edited("data.image_size = 16", "data.image_size = 18"), "data.image_size"),
-    show("config-batch-over-train-set", edited("train.batch_size = 64", "train.batch_size = 2048"), "training split"),
-    show("config-batch-one", edited("train.batch_size = 64", "train.batch_size = 1"), "train.batch_size"),
+    show(
+        "config-batch-over-train-set",
+        edited("train.iterations = 600\ntrain.batch_size = 64", "train.iterations = 600\ntrain.batch_size = 2048"),
+        "training split",
+    ),
+    show(
+        "config-batch-one",
+        edited("train.iterations = 600\ntrain.batch_size = 64", "train.iterations = 600\ntrain.batch_size = 1"),
+        "train.batch_size",
+    ),
     show("config-buffer-below-batch", edited("sgld.buffer_size = 2000", "sgld.buffer_size = 10"), "sgld.buffer_size"),
     show("config-iterations-zero", edited("train.iterations = 600", "train.iterations = 0"), "train.iterations"),
     show("config-iterations-huge", edited("train.iterations = 600", "train.iterations = 10000000000"), "iterations"),
@@ -476,7 +484,7 @@ CASES = [
         "cluster-not-table",
         "render --config bad.toml",
         "cluster",
-        {"bad.toml": TOML.split("[cluster]")[0].replace("[defaults]", "cluster = 1\n[defaults]")},
+        {"bad.toml": "cluster = 1\n" + TOML.split("\n[cluster]")[0]},
     ),
     case(
         "cluster-image-latest",

@@ -32,6 +32,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CLEL_CACHE", Path.home() / ".cache" / "clel-runner"))
 
 
+def check_cache_dir() -> Path:
+    """The cache directory, created if needed; UserError when $CLEL_CACHE (or the default) is not a usable directory.
+
+    Called before a run touches its store, so that a cache path that is a file, or cannot be created or written,
+    stops the run at once instead of after training (when FID statistics are cached).
+    """
+    path = cache_dir()
+    where = f"CLEL_CACHE={path}" if os.environ.get("CLEL_CACHE") is not None else f"cache directory {path}"
+    if not str(path).strip():
+        raise UserError("CLEL_CACHE is set but empty: expected a directory")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{where}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{where}: cannot be created ({err.strerror or type(err).__name__})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{where}: not writable")
+    return path
+
+
 def weights_path() -> Path:
     """Where the verified weights live: a torch hub checkpoints folder, where pytorch-fid looks for them."""
     return cache_dir() / "hub" / "checkpoints" / INCEPTION_FILE
@@ -75,6 +96,17 @@ def _scratch_file() -> Path:
     return Path(name)
 
 
+def check_object_store(uri: str) -> None:
+    """UserError if the bucket of an s3:// URI cannot be used (unreachable endpoint, no bucket, no access)."""
+    from runner.store import open_store
+
+    bucket = "/".join(uri.split("/", 3)[:3])
+    try:
+        open_store(bucket).check()
+    except UserError as err:
+        raise UserError(f"eval.inception_weights {redact(uri)}: {err}") from None
+
+
 def fetch_inception_weights(setting: str) -> Path:
     """The verified weights file for eval.inception_weights ('' = pytorch-fid's download, a path, or s3://...).
 
@@ -84,12 +116,13 @@ def fetch_inception_weights(setting: str) -> Path:
     if setting.startswith("s3://"):
         from runner.store import download_object
 
+        check_object_store(setting)
         scratch = _scratch_file()
         try:
             download_object(setting, scratch)
         except KeyError:
             scratch.unlink(missing_ok=True)
-            raise UserError(f"eval.inception_weights {setting}: no such object") from None
+            raise UserError(f"eval.inception_weights {redact(setting)}: no such object") from None
         except BaseException:
             scratch.unlink(missing_ok=True)
             raise
