@@ -7,9 +7,12 @@ commands talk to tests/fake_kube.py, which records every request.
 """
 
 import hashlib
+import io
+import os
 import shlex
 import shutil
 import traceback
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +70,26 @@ def object_npz() -> bytes:
     return data
 
 
+def npz_bomb() -> bytes:
+    """A .npz whose x.npy header claims 3 * 10**14 bytes of images; the data is 10 bytes."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 10**4, 10**4, 3)}
+    )
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.npy", header.getvalue() + bytes(10))  # the header starts with the magic
+    return archive.getvalue()
+
+
+def raw_member_npz() -> bytes:
+    """A zip whose member `x` is not an array (numpy hands back its bytes)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x", b"just bytes")
+    return archive.getvalue()
+
+
 @dataclass
 class Case:
     argv: list[str]
@@ -84,6 +107,7 @@ def show(name: str, text: str | bytes, expect: str, args: str = "--exp baseline"
     return case(name, f"show {args} --config bad.toml", expect, {"bad.toml": text}, marks=marks)
 
 
+NEEDS_NO_GPU = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
 LOCAL = f"local --exp baseline --iterations 2 --set '{SMALL}'"
 
 CASES = [
@@ -369,6 +393,19 @@ CASES = [
     case(
         "set-weights-bucket", "local --exp baseline --set eval.inception_weights=s3://bucket", "eval.inception_weights"
     ),
+    case("set-deep-value", "show --exp baseline --set a=" + "[" * 3000 + "]" * 3000, "nested too deeply"),
+    case("set-deep-key", "show --exp baseline --set " + ".".join(["a"] * 2000) + "=1", "nested deeper than"),
+    case("set-existing-run-other-config", f"{LOCAL} --set sgld.noise=0.002", "was started with config"),
+    case("set-data-root-nul", "local --exp baseline --profile paper --set 'runtime.data_root=\"a\\u0000b\"'", "data"),
+    case(
+        "data-root-is-file",
+        "local --exp baseline --profile paper --data-root afile --download",
+        "afile",
+        {"afile": "x"},
+    ),
+    case("data-root-missing", "local --exp baseline --profile paper --data-root nothere", "not found"),
+    case("data-root-absent", "local --exp baseline --profile paper", "needs --data-root"),
+    case("data-root-absent-sweep", "sweep --profile paper --seeds 0", "needs --data-root"),
     case("set-sweep", "sweep --exp baseline --seeds 0 --set sgld.stepz=1", "sgld.stepz: unknown key"),
     case("set-sweep-quote", 'sweep --exp baseline --seeds 0 --set "a=\'b"', "No closing quotation"),
     case("set-bench-seed", "bench --set seed=5", "seed: not a setting"),
@@ -388,6 +425,9 @@ CASES = [
     case("npz-no-images", f"{LOCAL} --ood n.npz", "must be uint8", {"n.npz": npz(x=np.zeros((0, 8, 8, 3), np.uint8))}),
     case("npz-no-x", f"{LOCAL} --ood y.npz", "no array 'x'", {"y.npz": npz(y=np.zeros((4, 8, 8, 3), np.uint8))}),
     case("npz-npy", f"{LOCAL} --ood a.npz", "not a .npz archive", {"a.npz": "NPY"}),
+    case("npz-huge-header", f"{LOCAL} --ood bomb.npz", "more than", {"bomb.npz": npz_bomb()}),
+    case("npz-raw-member", f"{LOCAL} --ood raw.npz", "not a .npy array", {"raw.npz": raw_member_npz()}),
+    case("npz-dev-zero", f"{LOCAL} --ood /dev/zero", "no such file"),
     case("npz-via-set", f"{LOCAL} --set 'runtime.ood_files=[\"missing.npz\"]'", "missing.npz: no such file"),
     case("npz-second-of-list", f"{LOCAL} --ood good.npz,missing.npz", "missing.npz", {"good.npz": GOOD_NPZ}),
     case("npz-worker", "worker --exp baseline --ood f.npz", "must be uint8", {"f.npz": npz(x=np.ones((2, 4, 4, 3)))}),
@@ -478,6 +518,9 @@ CASES = [
         "no-such-bucket",
         env={"AWS_ENDPOINT_URL_S3": "{s3}"},
     ),
+    case("device-cuda-without-gpu", f"{LOCAL} --device cuda", "no CUDA device", marks=NEEDS_NO_GPU),
+    case("bench-cuda-without-gpu", "bench --device cuda", "no CUDA device", marks=NEEDS_NO_GPU),
+    case("gpu-check-without-gpu", "gpu_check", "no CUDA device", marks=NEEDS_NO_GPU),
     # --- [cluster] ----------------------------------------------------------------------------------------
     case("cluster-missing", "render --config bad.toml", "no [cluster] table", {"bad.toml": TOML.split("[cluster]")[0]}),
     case(
@@ -648,6 +691,10 @@ def write_files(work: Path, files: dict[str, str | bytes | None]) -> None:
             path.mkdir()
         elif content == "OBJECT":
             path.write_bytes(object_npz())
+        elif content == "FIFO":
+            os.mkfifo(path)
+        elif content == "LOOP":
+            path.symlink_to(path.name)
         elif content == "NPY":
             np.save(path.with_suffix(".npy"), np.zeros((2, 4, 4, 3), np.uint8))
             path.with_suffix(".npy").rename(path)

@@ -1,7 +1,9 @@
 """experiments.toml -> validated, resolved run configs: [defaults] <- [profiles.P] <- [experiments.E] <- --set."""
 
 import difflib
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,15 @@ def _check_keys(flat: dict[str, Any], source: str) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.is_dir():
+            raise IsADirectoryError
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # /dev/zero or a pipe would never end
+                raise UserError(f"{path}: not a regular file: not a config file")
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
             raise UserError(f"{path}: larger than {MAX_FILE_BYTES} bytes: not a config file")
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such config file") from None
     except IsADirectoryError:
@@ -59,6 +67,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def _named_tables(raw: dict[str, Any], table: str, path: Path) -> dict[str, dict[str, Any]]:

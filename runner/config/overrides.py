@@ -6,9 +6,13 @@ from typing import Any
 
 from runner.errors import UserError
 
+MAX_DEPTH = 16  # tables nest at most this deep (the config's own tables: 4)
+
 
 def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    """{'a': {'b': 1}} -> {'a.b': 1}; UserError for tables nested deeper than MAX_DEPTH."""
+    if prefix.count(".") >= MAX_DEPTH:
+        raise UserError(f"{prefix.rstrip('.')[:80]}...: tables nested deeper than {MAX_DEPTH}: unknown key")
     flat = {}
     for key, value in table.items():
         path = f"{prefix}{key}"
@@ -97,5 +101,7 @@ def parse_overrides(items: str | Iterable[Any] | None) -> dict[str, Any]:
                 value = tomllib.loads(f"v = {text}")["v"]
             except tomllib.TOMLDecodeError:
                 value = text
+            except RecursionError:
+                raise UserError(f"--set {key}: the value is nested too deeply") from None
             overrides[key] = value
     return overrides
