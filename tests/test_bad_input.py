@@ -6,12 +6,10 @@ holding the repository's experiments.toml and a store `runs/` with a real finish
 commands talk to tests/fake_kube.py, which records every request.
 """
 
-import hashlib
 import io
 import os
 import shlex
 import shutil
-import traceback
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +17,8 @@ from pathlib import Path
 import fake_kube
 import numpy as np
 import pytest
+from cli_helpers import assert_refused, run_main, snapshot
 from runs import SMALL
-
-from runner.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = (ROOT / "experiments.toml").read_text()
@@ -636,39 +633,6 @@ CASES = [
 # --- running a case ------------------------------------------------------------------------------------------
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file (sha256) and directory under root."""
-    entries = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        entries[relative] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-    return entries
-
-
-def run_main(argv: list[str], capsys) -> tuple[object, str, str]:
-    """(exit code, stdout, stderr) of the CLI in this process; a raised exception is its traceback on stderr."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    except BaseException:  # noqa: BLE001 - reported by the assertions
-        code = "raised"
-        print(traceback.format_exc(), file=__import__("sys").stderr)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="session")
-def finished_store(tmp_path_factory) -> Path:
-    """A store with a real finished two-iteration tiny run (and a stray file), made once."""
-    store = tmp_path_factory.mktemp("finished") / "runs"
-    argv = shlex.split(f"local --exp baseline --iterations 2 --store {store} --set '{SMALL}'")
-    assert main(argv) == 0
-    (store / "notes.txt").write_text("not a run\n")
-    assert (store / "baseline-tiny-s0" / "result.json").is_file()
-    return store
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, finished_store) -> Path:
     """A working directory with experiments.toml and the finished store as runs/; a private CLEL_CACHE."""
@@ -713,12 +677,7 @@ def test_bad_input_is_one_line_and_exit_2_and_changes_nothing(bad: Case, workdir
         monkeypatch.setenv(name, value)
     kube = fake_kube.install(monkeypatch, workdir.parent) if bad.argv[0] in CLUSTER_COMMANDS else None
     before = snapshot(workdir)
-    code, out, err = run_main(bad.argv, capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in out + err, err
-    assert code == 2, (code, out, err)
-    assert len(lines) == 1, err
-    assert bad.expect in lines[0], lines[0]
+    assert_refused(run_main(bad.argv, capsys), bad.expect)
     assert snapshot(workdir) == before
     if kube is not None:
         assert kube.requests == []
