@@ -472,6 +472,36 @@ CASES = [
     ),
     case("store-cache-is-file", f"{LOCAL}", "CLEL_CACHE", {"afile": "x"}, env={"CLEL_CACHE": "afile"}),
     case("store-config-hash", f"{LOCAL}", "differs", env={"CLEL_CONFIG_HASH": "0123456789ab"}),
+    case("store-run-dir-is-file", f"{LOCAL} --store st", "is not a directory", {"st/baseline-tiny-s0": "x"}),
+    case("store-ckpt-is-file", f"{LOCAL} --store st", "ckpt is not a directory", {"st/baseline-tiny-s0/ckpt": "x"}),
+    case(
+        "store-config-is-dir",
+        f"{LOCAL} --store st",
+        "config.json is not a file",
+        {"st/baseline-tiny-s0/config.json": None},
+    ),
+    case(
+        "store-latest-is-dir", f"{LOCAL} --store st", "LATEST is not a file", {"st/baseline-tiny-s0/ckpt/LATEST": None}
+    ),
+    case(
+        "store-metrics-is-dir",
+        f"{LOCAL} --store st",
+        "metrics.jsonl is not a file",
+        {"st/baseline-tiny-s0/metrics.jsonl": None},
+    ),
+    case(
+        "store-samples-is-dir",
+        f"{LOCAL} --store st",
+        "samples.png is not a file",
+        {"st/baseline-tiny-s0/samples.png": None},
+    ),
+    case(
+        "store-result-is-dir",
+        f"{LOCAL} --store st",
+        "result.json is not a file",
+        {"st/baseline-tiny-s0/result.json": None},
+    ),
+    case("store-inside-a-file", f"{LOCAL} --store runs/notes.txt/deeper", "not a writable directory"),
     case("store-sweep-scheme", "sweep --exp baseline --seeds 0 --store gs://x/y", "unsupported scheme"),
     case(
         "store-sweep-missing-bucket",
@@ -651,6 +681,7 @@ def workdir(tmp_path, monkeypatch, finished_store) -> Path:
 def write_files(work: Path, files: dict[str, str | bytes | None]) -> None:
     for name, content in files.items():
         path = work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if content is None:
             path.mkdir()
         elif content == "OBJECT":
