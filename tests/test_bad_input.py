@@ -664,8 +664,138 @@ CASES = [
         "node_selector",
         {"bad.toml": cluster("node_selector = {}", "node_selector = { zone = 3 }")},
     ),
+    case(
+        "cluster-seeds-huge",
+        "render --config bad.toml",
+        "seed",
+        {"bad.toml": cluster("# seeds = [0, 1, 2]", "seeds = [99999999999]")},
+    ),
+    case(
+        "cluster-seeds-twice",
+        "render --config bad.toml",
+        "seed",
+        {"bad.toml": cluster("# seeds = [0, 1, 2]", "seeds = [1, 1]")},
+    ),
+    case(
+        "cluster-experiments-twice",
+        "render --config bad.toml",
+        "baseline",
+        {"bad.toml": cluster("experiments = []", 'experiments = ["baseline", "baseline"]')},
+    ),
+    case(
+        "cluster-overrides-value",
+        "render --config bad.toml",
+        "ebm.channels",
+        {"bad.toml": cluster("overrides = []", 'overrides = ["ebm.channels=[0]"]')},
+    ),
+    case(
+        "cluster-overrides-string",
+        "render --config bad.toml",
+        "overrides",
+        {"bad.toml": cluster("overrides = []", 'overrides = "sgld.steps=1"')},
+    ),
+    case(
+        "cluster-overrides-quote",
+        "render --config bad.toml",
+        "quotation",
+        {"bad.toml": cluster("overrides = []", 'overrides = ["a=\'b"]')},
+    ),
+    case(
+        "cluster-pull-secret",
+        "render --config bad.toml",
+        "image_pull_secrets",
+        {"bad.toml": cluster("image_pull_secrets = []", 'image_pull_secrets = ["Not_A_Name"]')},
+    ),
+    case(
+        "cluster-shm",
+        "render --config bad.toml",
+        "shm_size",
+        {"bad.toml": cluster('shm_size = "8Gi"', 'shm_size = "lots"')},
+    ),
+    case("cluster-cpu-negative", "render --config bad.toml", "cpu", {"bad.toml": cluster('cpu = "8"', 'cpu = "-1"')}),
+    case(
+        "cluster-gpu-resource",
+        "render --config bad.toml",
+        "gpu_resource",
+        {"bad.toml": cluster('gpu_resource = "nvidia.com/gpu"', 'gpu_resource = "a b"')},
+    ),
+    case(
+        "cluster-run-as-root",
+        "render --config bad.toml",
+        "run_as_user",
+        {"bad.toml": cluster("gpus = 1", "gpus = 1\nrun_as_user = 0")},
+    ),
+    case(
+        "cluster-sweep-empty",
+        "render --config bad.toml",
+        "sweep",
+        {"bad.toml": cluster('sweep = "ablation"', 'sweep = ""')},
+    ),
+    case(
+        "cluster-endpoint-scheme",
+        "render --config bad.toml",
+        "s3_endpoint",
+        {"bad.toml": cluster('s3_endpoint = ""', 's3_endpoint = "ftp://minio:9000"')},
+    ),
+    case(
+        "cluster-region",
+        "render --config bad.toml",
+        "s3_region",
+        {"bad.toml": cluster('s3_region = "us-east-1"', 's3_region = "us east 1"')},
+    ),
+    case(
+        "cluster-store-bucket",
+        "render --config bad.toml",
+        "store",
+        {"bad.toml": cluster('store = "s3://clel-runs/ablation"', 'store = "s3://Clel_Runs/x"')},
+    ),
+    case(
+        "cluster-store-dotdot",
+        "render --config bad.toml",
+        "store",
+        {"bad.toml": cluster('store = "s3://clel-runs/ablation"', 'store = "s3://clel-runs/../x"')},
+    ),
+    case(
+        "cluster-toleration-key",
+        "render --config bad.toml",
+        "tolerations",
+        {
+            "bad.toml": cluster(
+                'tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]',
+                "tolerations = [{ key = 1 }]",
+            )
+        },
+    ),
+    case(
+        "cluster-node-selector-key",
+        "render --config bad.toml",
+        "node_selector",
+        {"bad.toml": cluster("node_selector = {}", 'node_selector = { "a b" = "x" }')},
+    ),
+    case(
+        "cluster-ttl-negative",
+        "render --config bad.toml",
+        "ttl_seconds_after_finished",
+        {"bad.toml": cluster("ttl_seconds_after_finished = 604800", "ttl_seconds_after_finished = -1")},
+    ),
+    case("cluster-image-flag-digest", "render --image example.com/clel@sha256:abc", "--image"),
+    case("config-empty-path", "show --exp baseline --config=", "--config"),
+    case("config-empty-path-list", "list --config=", "--config"),
 ]
 
+
+# Bad [cluster] values the cluster code (being split into runner/cluster/ elsewhere) still lets through.
+CLUSTER_BUGS = {
+    "cluster-region": "cluster: s3_region is not validated; 'us east 1' reaches the Jobs' environment",
+    "cluster-store-dotdot": "cluster: store 's3://clel-runs/../x' passes [cluster] validation; the worker refuses it "
+    "only in the pod",
+}
+CASES = [
+    pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.xfail(strict=True, reason=CLUSTER_BUGS[p.id])])
+    if p.id in CLUSTER_BUGS
+    else p
+    for p in CASES
+]
 
 # --- running a case ------------------------------------------------------------------------------------------
 
@@ -740,6 +870,23 @@ def test_a_misspelled_flag_sends_no_request(argv, workdir, monkeypatch, capsys):
     code, _, err = run_main(argv, capsys)
     assert code == 2 and "unknown flag" in err
     assert kube.requests == []
+
+
+def test_set_is_repeatable_and_accumulates(workdir, capsys):
+    """The refusals above leave the good uses alone: repeated --set flags (and several in one) all apply."""
+    argv = [
+        "show",
+        "--exp",
+        "baseline",
+        "--set",
+        "sgld.steps=7 sgld.noise=0.01",
+        "--set",
+        "runtime.ood_files=['a.npz']",
+    ]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    shown = __import__("json").loads(out)
+    assert (shown["sgld"]["steps"], shown["sgld"]["noise"], shown["runtime"]["ood_files"]) == (7, 0.01, ["a.npz"])
 
 
 def test_there_are_many_cases_across_every_command():
