@@ -18,6 +18,7 @@ INTERPOLATION_OFFSET = 100  # image i is averaged with image i + 100, as CLEL's 
 NOISE_SEED = 1234
 # what numpy raises for a file that is not a readable archive: truncated, empty, not a zip, a damaged member,
 # a pickled (object) array under allow_pickle=False
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz is a zip archive
 MAX_NPZ_BYTES = 1 << 31  # an OOD set of 2 GiB of images is far more than any evaluation uses
 NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
 # The reference implementation normalises each dataset with these published channel statistics (mean, std);
@@ -178,20 +179,24 @@ def load_npz_images(path: str, image_size: int) -> torch.Tensor:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"--ood {path}: no such file")
-    try:
-        archive = np.load(file, allow_pickle=False)
-    except NPZ_ERRORS as err:
-        raise UserError(f"--ood {path}: not a readable .npz file ({type(err).__name__}: {err})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
-    with archive:
-        if "x" not in archive.files:
-            raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
+    with open(file, "rb") as handle:  # closed on every path, also when numpy refuses the file
+        if handle.read(4) != ZIP_MAGIC:
+            raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
+        handle.seek(0)
         try:
-            _check_npy_header(archive, path)
-            x = archive["x"]
+            archive = np.load(handle, allow_pickle=False)
         except NPZ_ERRORS as err:
-            raise UserError(f"--ood {path}: 'x' is not a plain, readable array ({type(err).__name__}: {err})") from None
+            raise UserError(f"--ood {path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        with archive:
+            if "x" not in archive.files:
+                raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
+            try:
+                _check_npy_header(archive, path)
+                x = archive["x"]
+            except NPZ_ERRORS as err:
+                raise UserError(
+                    f"--ood {path}: 'x' is not a plain, readable array ({type(err).__name__}: {err})"
+                ) from None
     if not isinstance(x, np.ndarray):
         raise UserError(f"--ood {path}: 'x' is not a .npy array (save it with numpy.savez(path, x=images))")
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or x.size == 0:

@@ -10,6 +10,8 @@ import io
 import os
 import shlex
 import shutil
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -894,3 +896,34 @@ def test_there_are_many_cases_across_every_command():
     assert len(CASES) >= 150
     every = {"list", "show", "local", "worker", "sweep", "bench", "gpu_check", "summarize"} | set(CLUSTER_COMMANDS)
     assert every <= commands
+
+
+SUBPROCESS_CASES = [
+    "list --config bad.toml",
+    "show --exp baseline --set seed=5",
+    "local --exp baseline --iterations 2 --ood junk.npz",
+    "summarize --out out.txt",
+    "submit --dryrun",
+    "bench --iterations 0",
+    "sweep --exp baseline --seeds 0 --set runtime.ood_files=['junk.npz']",
+]
+
+
+@pytest.mark.parametrize("command", SUBPROCESS_CASES)
+def test_the_real_entry_point_prints_one_line(command, workdir):
+    """`python -m runner` in its own process: no warning or other output joins the one line (in-process runs above
+    cannot see what the interpreter itself prints)."""
+    write_files(workdir, {"bad.toml": "[x\n", "junk.npz": b"PK\x03\x04 no archive"})
+    before = snapshot(workdir)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
+    process = subprocess.run(
+        [sys.executable, "-m", "runner", *shlex.split(command)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert_refused((process.returncode, process.stdout, process.stderr), "")
+    assert process.stdout == ""
+    assert snapshot(workdir) == before
