@@ -783,6 +783,11 @@ CASES = [
     case("cluster-image-flag-digest", "render --image example.com/clel@sha256:abc", "--image"),
     case("config-empty-path", "show --exp baseline --config=", "--config"),
     case("config-empty-path-list", "list --config=", "--config"),
+    case("store-cache-empty", LOCAL, "CLEL_CACHE is set but empty", env={"CLEL_CACHE": ""}),
+    case("store-cache-under-file", LOCAL, "CLEL_CACHE", {"afile": "x"}, env={"CLEL_CACHE": "afile/cache"}),
+    case(
+        "store-cache-sweep", "sweep --exp baseline --seeds 0", "CLEL_CACHE", {"afile": "x"}, env={"CLEL_CACHE": "afile"}
+    ),
 ]
 
 

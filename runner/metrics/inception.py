@@ -29,7 +29,12 @@ class FeaturesUnavailable(Exception):
 
 def cache_dir() -> Path:
     """Where reference statistics and fetched weights are cached ($CLEL_CACHE, else ~/.cache/clel-runner)."""
-    return Path(os.environ.get("CLEL_CACHE", Path.home() / ".cache" / "clel-runner"))
+    if "CLEL_CACHE" in os.environ:
+        return Path(os.environ["CLEL_CACHE"])
+    try:
+        return Path.home() / ".cache" / "clel-runner"
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry (a container's arbitrary user id)
+        raise UserError("no home directory for the cache: set CLEL_CACHE to a directory") from None
 
 
 def check_cache_dir() -> Path:
@@ -38,10 +43,10 @@ def check_cache_dir() -> Path:
     Called before a run touches its store, so that a cache path that is a file, or cannot be created or written,
     stops the run at once instead of after training (when FID statistics are cached).
     """
+    if os.environ.get("CLEL_CACHE", "x").strip() == "":
+        raise UserError("CLEL_CACHE is set but empty: expected a directory")
     path = cache_dir()
     where = f"CLEL_CACHE={path}" if os.environ.get("CLEL_CACHE") is not None else f"cache directory {path}"
-    if not str(path).strip():
-        raise UserError("CLEL_CACHE is set but empty: expected a directory")
     if path.exists() and not path.is_dir():
         raise UserError(f"{where}: not a directory")
     try:
