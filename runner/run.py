@@ -152,6 +152,10 @@ def _restore(run: RunStore, trainer: Trainer, log: Callable[[str], None]) -> flo
         return 0.0
     try:
         wall_s = checkpoints.restore(trainer, payload)
+        if run.loaded_step() != trainer.step:  # else every later save would lose to LATEST's forged step
+            raise checkpoints.CheckpointRefused(
+                f"ckpt/LATEST gives step {run.loaded_step()}, the checkpoint holds step {trainer.step}"
+            )
     except checkpoints.CheckpointRefused as err:
         raise UserError(f"cannot resume {run.run_id} from {run.store.uri}: checkpoint refused: {err}") from None
     log(f"resumed {run.run_id} at step {trainer.step}")

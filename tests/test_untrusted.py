@@ -232,6 +232,18 @@ def test_forged_checkpoint_fields_are_refused(workdir, capsys, name):
     assert snapshot(workdir) == before
 
 
+@pytest.mark.parametrize("step", [10**9, 1, 0])
+def test_a_latest_pointer_with_another_step_is_refused(workdir, capsys, step):
+    """LATEST vouches for the checkpoint's bytes, but claims another step: a resume would train and then lose
+    every save to the forged step (or move LATEST backwards)."""
+    pointer_path = workdir / "runs" / RUN / "ckpt" / "LATEST"
+    pointer = json.loads(pointer_path.read_text())
+    pointer_path.write_text(json.dumps(pointer | {"step": step}))
+    before = snapshot(workdir)
+    assert_refused(run_main(tiny_local("runs"), capsys), "checkpoint refused: ckpt/LATEST gives step")
+    assert snapshot(workdir) == before
+
+
 def test_an_unforged_checkpoint_resumes(workdir, capsys):
     """The control: the same store resumes when the checkpoint is the runner's own (re-saved unchanged)."""
     store = workdir / "runs"

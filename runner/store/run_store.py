@@ -184,6 +184,10 @@ class RunStore:
             log(f"checkpoint {entry['key']} {problem}; {fallback}")
         raise CheckpointError(f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check")
 
+    def loaded_step(self) -> int | None:
+        """The step LATEST gives for the checkpoint load_checkpoint returned (None before one was loaded)."""
+        return self._chain[0]["step"] if self._seen and self._chain else None
+
     def latest_step(self) -> int | None:
         """The step LATEST points to, or None (for status tables); reads only."""
         pointer = self.store.read_pointer(self.key(LATEST))
