@@ -96,8 +96,11 @@ def check_data_sources(names: list[str], root: str | None) -> None:
     if root is not None and any(name in TORCHVISION_SETS for name in names):
         if "\0" in root:
             raise UserError("--data-root: not a usable path")
-        if Path(root).exists() and not Path(root).is_dir():
-            raise UserError(f"--data-root {root}: not a directory")
+        try:
+            if Path(root).exists() and not Path(root).is_dir():
+                raise UserError(f"--data-root {root}: not a directory")
+        except OSError as err:
+            raise UserError(f"--data-root {root}: not a usable path ({err.strerror or type(err).__name__})") from None
 
 
 def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -> torch.Tensor:
@@ -177,9 +180,13 @@ def _check_npy_header(archive: np.lib.npyio.NpzFile, path: str) -> None:
 def load_npz_images(path: str, image_size: int) -> torch.Tensor:
     """An OOD set from a .npz file with `x`: uint8 N x H x W x C (C = 1 or 3), resized to image_size."""
     file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--ood {path}: no such file")
-    with open(file, "rb") as handle:  # closed on every path, also when numpy refuses the file
+    try:
+        if not file.is_file():
+            raise UserError(f"--ood {path}: no such file")
+        handle = open(file, "rb")  # closed on every path below, also when numpy refuses the file
+    except OSError as err:  # a name too long, no permission
+        raise UserError(f"--ood {path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    with handle:
         if handle.read(4) != ZIP_MAGIC:
             raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
         handle.seek(0)

@@ -788,6 +788,15 @@ CASES = [
     case(
         "store-cache-sweep", "sweep --exp baseline --seeds 0", "CLEL_CACHE", {"afile": "x"}, env={"CLEL_CACHE": "afile"}
     ),
+    case(
+        "weights-name-too-long",
+        f'{LOCAL} --set \'eval.fid_features="inception" eval.inception_weights="{"w" * 300}"\'',
+        "cannot be read",
+    ),
+    case("npz-name-too-long", f"{LOCAL} --ood {'o' * 300}.npz", "cannot be read"),
+    case("data-root-too-long", f"local --exp baseline --profile paper --data-root {'d' * 300}", "not a usable path"),
+    case("config-path-too-long", f"show --exp baseline --config {'c' * 300}.toml", "cannot be read"),
+    case("store-name-too-long", f"{LOCAL} --store {'s' * 300}", "not a writable directory"),
 ]
 
 
@@ -898,6 +907,7 @@ def test_set_is_repeatable_and_accumulates(workdir, capsys):
 
 def test_there_are_many_cases_across_every_command():
     commands = {param.values[0].argv[0].replace("-", "_") for param in CASES}
+    assert len({param.id for param in CASES}) == len(CASES)
     assert len(CASES) >= 150
     every = {"list", "show", "local", "worker", "sweep", "bench", "gpu_check", "summarize"} | set(CLUSTER_COMMANDS)
     assert every <= commands

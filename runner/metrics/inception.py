@@ -134,9 +134,12 @@ def fetch_inception_weights(setting: str) -> Path:
         return _install(scratch, setting)
     if setting:
         source = Path(setting).expanduser()
-        if not source.is_file():
-            raise UserError(f"eval.inception_weights {setting}: no such file")
-        digest = file_sha256(source)
+        try:
+            if not source.is_file():
+                raise UserError(f"eval.inception_weights {setting}: no such file")
+            digest = file_sha256(source)
+        except OSError as err:  # a name too long, no permission
+            raise UserError(f"eval.inception_weights {setting}: cannot be read ({err.strerror or err})") from None
         if digest != INCEPTION_SHA256:
             raise _refuse(setting, digest)
         if not _verified(weights_path()):
