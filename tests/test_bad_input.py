@@ -797,6 +797,16 @@ CASES = [
     case("data-root-too-long", f"local --exp baseline --profile paper --data-root {'d' * 300}", "not a usable path"),
     case("config-path-too-long", f"show --exp baseline --config {'c' * 300}.toml", "cannot be read"),
     case("store-name-too-long", f"{LOCAL} --store {'s' * 300}", "not a writable directory"),
+    case("set-list-item", "show --exp baseline --set data.ood=[1,[2]]", "--set: data.ood.0"),
+    case("set-list-unclosed", "show --exp baseline --set 'runtime.ood_files=[\"a.npz\",'", "--set: runtime.ood_files"),
+    case("set-dot-dot-key", "show --exp baseline --set sgld..steps=3", "sgld..steps: unknown key"),
+    case("set-quoted-key", "show --exp baseline --set '\"sgld.steps\"=3'", "unknown key"),
+    case(
+        "config-list-item",
+        "show --exp baseline --config bad.toml",
+        "[profiles.tiny]: data.ood.1",
+        {"bad.toml": edited('data.ood = ["uniform_noise", "inverted", "interpolation"]', 'data.ood = ["inverted", 3]')},
+    ),
 ]
 
 

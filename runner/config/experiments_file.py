@@ -165,7 +165,9 @@ class ExperimentsFile:
                 raise UserError(f"--seed {seed!r}: {message}") from None
             if not path:  # a check across tables
                 raise UserError(f"{self.path} ({experiment}, {profile}): {message}") from None
-            source = merged.get(path, (None, f"{self.path} [defaults]"))[1]
+            parts = path.split(".")  # a list item's error (data.ood.0) belongs to the list's source
+            owner = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in merged), "")
+            source = merged.get(owner, (None, f"{self.path} [defaults]"))[1]
             if path.startswith("crl.") and path.count(".") == 1 and path not in merged:
                 source = next((s for p, (_, s) in merged.items() if p.startswith(path + ".")), source)
             raise UserError(f"{source}: {path}: {message}") from None
