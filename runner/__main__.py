@@ -17,7 +17,9 @@ EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str, code: int) -> int:
-    print(redact(message), file=sys.stderr, flush=True)
+    """The message as exactly one line on stderr (a multi-line one joined), credentials redacted."""
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(redact(line), file=sys.stderr, flush=True)
     return code
 
 

@@ -44,10 +44,10 @@ def bench_config(name: str, plain: bool, device: str, bf16: bool, overrides: dic
     return ExperimentsFile().resolve("baseline", profile, 0, values)
 
 
-def synthetic_data(size: int) -> ImageData:
-    """Random images: timing does not depend on the pixels."""
+def synthetic_data(size: int, count: int = SYNTHETIC_IMAGES) -> ImageData:
+    """Random images (at least a batch of them): timing does not depend on the pixels."""
     generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (SYNTHETIC_IMAGES, 3, size, size), generator=generator, dtype=torch.uint8)
+    images = torch.randint(0, 256, (count, 3, size, size), generator=generator, dtype=torch.uint8)
     return ImageData("synthetic", images, images[:64], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
@@ -61,7 +61,7 @@ def run_bench(cfg: RunConfig, name: str, iterations: int, warmup: int) -> dict[s
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    trainer = Trainer(cfg, synthetic_data(cfg.data.image_size), device)
+    trainer = Trainer(cfg, synthetic_data(cfg.data.image_size, max(SYNTHETIC_IMAGES, cfg.train.batch_size)), device)
     sgld_seconds = 0.0
     sample = trainer.draw_samples
 

@@ -1,5 +1,8 @@
 """Datasets as in-memory uint8 tensors (N x 3 x H x W): embedded digits, CIFAR-10/100, SVHN; OOD sets."""
 
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +16,11 @@ DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
 INTERPOLATION_OFFSET = 100  # image i is averaged with image i + 100, as CLEL's reference scripts do
 NOISE_SEED = 1234
+# what numpy raises for a file that is not a readable archive: truncated, empty, not a zip, a damaged member,
+# a pickled (object) array under allow_pickle=False
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz is a zip archive
+MAX_NPZ_BYTES = 1 << 31  # an OOD set of 2 GiB of images is far more than any evaluation uses
+NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
 # The reference implementation normalises each dataset with these published channel statistics (mean, std);
 # the embedded digits have none, so theirs are computed from the training split.
 REFERENCE_STATISTICS = {
@@ -77,6 +85,24 @@ def load_digits(image_size: int = 16) -> ImageData:
     return ImageData("digits", train, test, mean, std)
 
 
+TORCHVISION_SETS = ("cifar10", "cifar100", "svhn")
+
+
+def check_data_sources(names: list[str], root: str | None) -> None:
+    """UserError if a dataset among names needs a data root and none is given (cheap: reads nothing)."""
+    for name in names:
+        if name in TORCHVISION_SETS and root is None:
+            raise UserError(f"data: dataset '{name}' needs --data-root DIR (add --download to fetch it there)")
+    if root is not None and any(name in TORCHVISION_SETS for name in names):
+        if "\0" in root:
+            raise UserError("--data-root: not a usable path")
+        try:
+            if Path(root).exists() and not Path(root).is_dir():
+                raise UserError(f"--data-root {root}: not a directory")
+        except OSError as err:
+            raise UserError(f"--data-root {root}: not a usable path ({err.strerror or type(err).__name__})") from None
+
+
 def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -> torch.Tensor:
     import torchvision.datasets as tvd
 
@@ -95,11 +121,14 @@ def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -
     except RuntimeError as err:
         hint = "" if download else "; add --download to fetch it"
         raise UserError(f"data: {name} not found or corrupt under {root}{hint} ({err})") from None
+    except (OSError, ValueError) as err:  # a data root that is a file, cannot be created, or a failed download
+        raise UserError(f"data: {name} cannot be read or fetched under {root} ({type(err).__name__}: {err})") from None
     return torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
 
 
 def load_dataset(name: str, image_size: int, root: str | None = None, download: bool = False) -> ImageData:
     """The named training dataset: digits (embedded) or cifar10/cifar100/svhn from a data root."""
+    check_data_sources([name], root)
     if name == "digits":
         return load_digits(image_size)
     train = _resize(_torchvision_set(name, root, download, train=True), image_size)
@@ -128,24 +157,55 @@ def uniform_noise(count: int, size: int, seed: int = NOISE_SEED) -> torch.Tensor
     return torch.randint(0, 256, (count, 3, size, size), generator=generator, dtype=torch.uint8)
 
 
+def _check_npy_header(archive: np.lib.npyio.NpzFile, path: str) -> None:
+    """Read x's .npy header before its data: a header that claims more than MAX_NPZ_BYTES (numpy would allocate
+    that much before reading a byte of it) or another dtype or shape is refused without reading the array."""
+    member = "x.npy" if "x.npy" in archive.zip.namelist() else "x"
+    with archive.zip.open(member) as handle:
+        if handle.read(6) != np.lib.format.MAGIC_PREFIX:
+            return  # not an array: numpy returns its bytes, refused by the caller
+        version = (handle.read(1)[0], handle.read(1)[0])
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    if dtype != np.uint8 or len(shape) != 4 or shape[-1] not in (1, 3) or 0 in shape:
+        raise UserError(f"--ood {path}: 'x' must be uint8 N x H x W x C with C 1 or 3, got {dtype} {tuple(shape)}")
+    if math.prod(shape) > MAX_NPZ_BYTES:
+        raise UserError(f"--ood {path}: 'x' has {math.prod(shape)} bytes, more than {MAX_NPZ_BYTES}: not an OOD set")
+
+
 def load_npz_images(path: str, image_size: int) -> torch.Tensor:
     """An OOD set from a .npz file with `x`: uint8 N x H x W x C (C = 1 or 3), resized to image_size."""
     file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--ood {path}: no such file")
     try:
-        archive = np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise UserError(f"--ood {path}: not a readable .npz file ({err})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
-    with archive:
-        if "x" not in archive.files:
-            raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
+        if not file.is_file():
+            raise UserError(f"--ood {path}: no such file")
+        handle = open(file, "rb")  # closed on every path below, also when numpy refuses the file
+    except OSError as err:  # a name too long, no permission
+        raise UserError(f"--ood {path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    with handle:
+        if handle.read(4) != ZIP_MAGIC:
+            raise UserError(f"--ood {path}: not a .npz archive (save it with numpy.savez(path, x=images))")
+        handle.seek(0)
         try:
-            x = archive["x"]
-        except ValueError as err:
-            raise UserError(f"--ood {path}: 'x' is not a plain array ({err})") from None
+            archive = np.load(handle, allow_pickle=False)
+        except NPZ_ERRORS as err:
+            raise UserError(f"--ood {path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        with archive:
+            if "x" not in archive.files:
+                raise UserError(f"--ood {path}: no array 'x' in the file (found: {', '.join(archive.files)})")
+            try:
+                _check_npy_header(archive, path)
+                x = archive["x"]
+            except NPZ_ERRORS as err:
+                raise UserError(
+                    f"--ood {path}: 'x' is not a plain, readable array ({type(err).__name__}: {err})"
+                ) from None
+    if not isinstance(x, np.ndarray):
+        raise UserError(f"--ood {path}: 'x' is not a .npy array (save it with numpy.savez(path, x=images))")
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or x.size == 0:
         raise UserError(f"--ood {path}: 'x' must be uint8 N x H x W x C with C 1 or 3, got {x.dtype} {tuple(x.shape)}")
     images = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)

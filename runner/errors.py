@@ -20,9 +20,14 @@ class Preempted(Exception):
     """SIGTERM arrived; a checkpoint was written and the CLI exits with code 75."""
 
 
-CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# user:password@ up to the last '@' before the path: a password may itself contain '@'
+CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
+
+
+# user:password@host without a scheme (an endpoint written without http://)
+CREDENTIALS_WITHOUT_SCHEME = re.compile(r"(?<![\w.+-])[\w.%+~-]+:[^\s/'\"]*@(?=[\w\[])")
 
 
 def redact(text: str) -> str:
     """The text with any user:password@ of a URL in it replaced by ***@ (for messages and logs)."""
-    return CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", str(text))
+    return CREDENTIALS_WITHOUT_SCHEME.sub("***@", CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", str(text)))

@@ -23,11 +23,11 @@ from tqdm import tqdm
 from runner import checkpoints
 from runner.clel.train import Trainer
 from runner.config import RunConfig
-from runner.data import ImageData, load_dataset, ood_sets
+from runner.data import ImageData, check_data_sources, load_dataset, load_npz_images, ood_sets
 from runner.device import device_label, resolve_device
 from runner.errors import Preempted, UserError
 from runner.evaluate import Evaluation, evaluate
-from runner.metrics.inception import FeaturesUnavailable, fetch_inception_weights
+from runner.metrics.inception import FeaturesUnavailable, check_cache_dir, fetch_inception_weights
 from runner.result import RESULT_FILE, RunResult, is_collapsed
 from runner.run_logs import RunLogs
 from runner.store import CheckpointError, PointerConflict, RunStore, open_store
@@ -77,6 +77,18 @@ def fid_weights(cfg: RunConfig, log: Callable[[str], None]) -> tuple[Path | None
         return None, str(err)
 
 
+def check_inputs(cfg: RunConfig) -> None:
+    """What can be checked of a run's inputs without loading its dataset (a sweep checks every run with this
+    before it starts the first): the cache directory, the data root, the OOD files and configured FID weights."""
+    check_cache_dir()
+    rt = cfg.runtime
+    check_data_sources([cfg.data.dataset, *cfg.data.ood], rt.data_root or None)
+    for path in rt.ood_files:
+        load_npz_images(path, cfg.data.image_size)
+    if cfg.fid_features == "inception" and cfg.eval.inception_weights:
+        fetch_inception_weights(cfg.eval.inception_weights)
+
+
 def execute(
     cfg: RunConfig, store_uri: str, log: Callable[[str], None] = log_line, progress_position: int = 0
 ) -> dict[str, Any]:
@@ -97,6 +109,7 @@ def _execute(
             f"{cfg.run_id}: this image resolves config {cfg.config_hash}, the Job was rendered for {expected_hash} "
             "(experiments.toml in the image differs from the one submitted)"
         )
+    check_cache_dir()
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
@@ -139,6 +152,10 @@ def _restore(run: RunStore, trainer: Trainer, log: Callable[[str], None]) -> flo
         return 0.0
     try:
         wall_s = checkpoints.restore(trainer, payload)
+        if run.loaded_step() != trainer.step:  # else every later save would lose to LATEST's forged step
+            raise checkpoints.CheckpointRefused(
+                f"ckpt/LATEST gives step {run.loaded_step()}, the checkpoint holds step {trainer.step}"
+            )
     except checkpoints.CheckpointRefused as err:
         raise UserError(f"cannot resume {run.run_id} from {run.store.uri}: checkpoint refused: {err}") from None
     log(f"resumed {run.run_id} at step {trainer.step}")

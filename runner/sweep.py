@@ -76,6 +76,23 @@ def plan_sweep(
     return SweepPlan(runs)
 
 
+def check_plan_inputs(plan: SweepPlan) -> None:
+    """Every run's inputs checked (cache, data root, OOD files, FID weights) before the store is touched."""
+    from runner.run import check_inputs
+
+    checked = set()
+    for cfg in plan.runs:
+        inputs = (
+            cfg.data.model_dump_json(),
+            cfg.runtime.model_dump_json(),
+            cfg.fid_features,
+            cfg.eval.inception_weights,
+        )
+        if inputs not in checked:
+            check_inputs(cfg)
+            checked.add(inputs)
+
+
 def finished_runs(store: Store, runs: list[RunConfig]) -> list[str]:
     """The run ids whose result.json exists, parses and carries the run's config hash."""
     done = []
@@ -231,6 +248,7 @@ def sweep(
         values["runtime.device"] = device
         extra.append(f'runtime.device="{device}"')
     plan = plan_sweep(experiments, profile, names, seeds, values)
+    check_plan_inputs(plan)
     store = open_store(store_uri)
     store.check()
     plan.finished = finished_runs(store, plan.runs)

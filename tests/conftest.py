@@ -80,3 +80,18 @@ def kube(monkeypatch):
     from kube_support import install_fake  # the kubernetes client only for the tests that use it
 
     return install_fake(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def finished_store(tmp_path_factory) -> Path:
+    """A local store with a real finished two-iteration tiny baseline run (and a stray file), made once in-process;
+    tests copy it (it must stay as it is)."""
+    from cli_helpers import tiny_local
+
+    from runner.__main__ import main
+
+    store = tmp_path_factory.mktemp("finished") / "runs"
+    assert main(tiny_local(str(store))) == 0
+    (store / "notes.txt").write_text("not a run\n")
+    assert (store / "baseline-tiny-s0" / "result.json").is_file()
+    return store

@@ -83,3 +83,12 @@ def test_bench_prints_one_json_line():
     times = report["sec_per_iter"]
     assert 0 < times["min"] <= times["median"] <= times["max"]
     assert 0 < report["sgld_share"] < 1 and report["peak_rss_mb"] > 0
+
+
+def test_bench_batches_larger_than_its_synthetic_set_run():
+    """A batch larger than the 512 synthetic images once divided by zero; the set grows to a batch."""
+    from runner.bench import bench
+
+    overrides = {"train.batch_size": 520, "sgld.steps": 1, "sgld.buffer_size": 520, "ebm.channels": [4, 4, 4]}
+    line = json.loads(bench("tiny", iterations=1, warmup=0, overrides=overrides | {"crl.backbone_width": 2}))
+    assert line["batch_size"] == 520

@@ -202,6 +202,11 @@ def test_reference_statistics_cached(cache):
     # the file is what is read: overwrite it and the cached values come back
     np.savez(files[0], mu=mu + 1, sigma=sigma)
     np.testing.assert_array_equal(reference_statistics("digits-train", images, extractor)[0], mu + 1)
+    # a cache file of another form (here: a covariance that does not fit the mean) is recomputed, not used
+    np.savez(files[0], mu=mu, sigma=sigma[:2, :2])
+    np.testing.assert_array_equal(reference_statistics("digits-train", images, extractor)[1], sigma)
+    assert net.calls == 2
+    net.calls = 1
 
     changed = images.clone()
     changed[0, 0, 0, 0] += 0.5

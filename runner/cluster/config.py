@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runner.config import ExperimentsFile
 from runner.errors import UserError
+from runner.store.base import is_valid_key
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -19,6 +20,9 @@ LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0
 QUANTITY = re.compile(r"(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+S3_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str, max_len: int = 253) -> str:
@@ -121,9 +125,18 @@ class ClusterConfig(_Table):
     @field_validator("store")
     @classmethod
     def _store(cls, v: str) -> str:
-        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", v):
+        match = re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/(.*))?", v)
+        if not match:
             raise ValueError(f"{v!r}: a Job needs an S3 store, s3://bucket[/prefix]")
+        prefix = (match.group(1) or "").strip("/")
+        if prefix and not is_valid_key(prefix, prefix=True):
+            raise ValueError(f"{v!r}: the prefix must be parts of [A-Za-z0-9._-], none '.' or '..'")
         return v
+
+    @field_validator("s3_region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        return _check(S3_REGION, v, "S3 region (lowercase letters, digits and '-', e.g. us-east-1)", 63)
 
     @field_validator("s3_endpoint")
     @classmethod

@@ -1,7 +1,9 @@
 """experiments.toml -> validated, resolved run configs: [defaults] <- [profiles.P] <- [experiments.E] <- --set."""
 
 import difflib
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,15 @@ def _check_keys(flat: dict[str, Any], source: str) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.is_dir():
+            raise IsADirectoryError
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # /dev/zero or a pipe would never end
+                raise UserError(f"{path}: not a regular file: not a config file")
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
             raise UserError(f"{path}: larger than {MAX_FILE_BYTES} bytes: not a config file")
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such config file") from None
     except IsADirectoryError:
@@ -59,6 +67,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def _named_tables(raw: dict[str, Any], table: str, path: Path) -> dict[str, dict[str, Any]]:
@@ -155,7 +165,9 @@ class ExperimentsFile:
                 raise UserError(f"--seed {seed!r}: {message}") from None
             if not path:  # a check across tables
                 raise UserError(f"{self.path} ({experiment}, {profile}): {message}") from None
-            source = merged.get(path, (None, f"{self.path} [defaults]"))[1]
+            parts = path.split(".")  # a list item's error (data.ood.0) belongs to the list's source
+            owner = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in merged), "")
+            source = merged.get(owner, (None, f"{self.path} [defaults]"))[1]
             if path.startswith("crl.") and path.count(".") == 1 and path not in merged:
                 source = next((s for p, (_, s) in merged.items() if p.startswith(path + ".")), source)
             raise UserError(f"{source}: {path}: {message}") from None

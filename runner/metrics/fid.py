@@ -58,6 +58,17 @@ def load_feature_extractor(name: str, device: torch.device, inception_weights: P
     return FeatureExtractor(name, lambda x: model(x)[0], device)
 
 
+def _plausible(mu: np.ndarray, sigma: np.ndarray) -> bool:
+    """Whether cached statistics have the form statistics() gives: float mean, square covariance, finite."""
+    return (
+        mu.dtype.kind == "f"
+        and sigma.dtype.kind == "f"
+        and mu.ndim == 1
+        and sigma.shape == (len(mu), len(mu))
+        and bool(np.isfinite(mu).all() and np.isfinite(sigma).all())
+    )
+
+
 def reference_statistics(
     key: str, images: torch.Tensor, extractor: FeatureExtractor, batch_size: int = 500
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +78,12 @@ def reference_statistics(
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as cached:
-                return cached["mu"], cached["sigma"]
+                mu, sigma = cached["mu"], cached["sigma"]
+            if _plausible(mu, sigma):
+                return mu, sigma
         except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink(missing_ok=True)
+            pass
+        path.unlink(missing_ok=True)
     mu, sigma = statistics(extractor(images, batch_size))
     buffer = io.BytesIO()
     np.savez(buffer, mu=mu, sigma=sigma)

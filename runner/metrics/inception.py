@@ -29,7 +29,33 @@ class FeaturesUnavailable(Exception):
 
 def cache_dir() -> Path:
     """Where reference statistics and fetched weights are cached ($CLEL_CACHE, else ~/.cache/clel-runner)."""
-    return Path(os.environ.get("CLEL_CACHE", Path.home() / ".cache" / "clel-runner"))
+    if "CLEL_CACHE" in os.environ:
+        return Path(os.environ["CLEL_CACHE"])
+    try:
+        return Path.home() / ".cache" / "clel-runner"
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry (a container's arbitrary user id)
+        raise UserError("no home directory for the cache: set CLEL_CACHE to a directory") from None
+
+
+def check_cache_dir() -> Path:
+    """The cache directory, created if needed; UserError when $CLEL_CACHE (or the default) is not a usable directory.
+
+    Called before a run touches its store, so that a cache path that is a file, or cannot be created or written,
+    stops the run at once instead of after training (when FID statistics are cached).
+    """
+    if os.environ.get("CLEL_CACHE", "x").strip() == "":
+        raise UserError("CLEL_CACHE is set but empty: expected a directory")
+    path = cache_dir()
+    where = f"CLEL_CACHE={path}" if os.environ.get("CLEL_CACHE") is not None else f"cache directory {path}"
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{where}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{where}: cannot be created ({err.strerror or type(err).__name__})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{where}: not writable")
+    return path
 
 
 def weights_path() -> Path:
@@ -75,6 +101,17 @@ def _scratch_file() -> Path:
     return Path(name)
 
 
+def check_object_store(uri: str) -> None:
+    """UserError if the bucket of an s3:// URI cannot be used (unreachable endpoint, no bucket, no access)."""
+    from runner.store import open_store
+
+    bucket = "/".join(uri.split("/", 3)[:3])
+    try:
+        open_store(bucket).check()
+    except UserError as err:
+        raise UserError(f"eval.inception_weights {redact(uri)}: {err}") from None
+
+
 def fetch_inception_weights(setting: str) -> Path:
     """The verified weights file for eval.inception_weights ('' = pytorch-fid's download, a path, or s3://...).
 
@@ -84,21 +121,25 @@ def fetch_inception_weights(setting: str) -> Path:
     if setting.startswith("s3://"):
         from runner.store import download_object
 
+        check_object_store(setting)
         scratch = _scratch_file()
         try:
             download_object(setting, scratch)
         except KeyError:
             scratch.unlink(missing_ok=True)
-            raise UserError(f"eval.inception_weights {setting}: no such object") from None
+            raise UserError(f"eval.inception_weights {redact(setting)}: no such object") from None
         except BaseException:
             scratch.unlink(missing_ok=True)
             raise
         return _install(scratch, setting)
     if setting:
         source = Path(setting).expanduser()
-        if not source.is_file():
-            raise UserError(f"eval.inception_weights {setting}: no such file")
-        digest = file_sha256(source)
+        try:
+            if not source.is_file():
+                raise UserError(f"eval.inception_weights {setting}: no such file")
+            digest = file_sha256(source)
+        except OSError as err:  # a name too long, no permission
+            raise UserError(f"eval.inception_weights {setting}: cannot be read ({err.strerror or err})") from None
         if digest != INCEPTION_SHA256:
             raise _refuse(setting, digest)
         if not _verified(weights_path()):

@@ -27,3 +27,14 @@ def write_output(path: Path, data: bytes) -> None:
         write_atomic(path, data)
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def check_outputs(files: dict[str, Path]) -> None:
+    """UserError before anything is written if an output cannot be a file: its name is a directory, or its
+    folder is a file."""
+    for path in files.values():
+        if path.is_dir():
+            raise UserError(f"cannot write {path}: it is a directory")
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UserError(f"cannot write {path}: {parent} is not a directory")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runner.config import DEFAULT_CONFIG_FILE
 from runner.errors import UserError
-from runner.report.files import output_paths, write_output
+from runner.report.files import check_outputs, output_paths, write_output
 from runner.report.hparams import TENSORBOARD_DIR, write_hparams
 from runner.report.plots import plot_samples, plot_summary
 from runner.report.scan import StoreScan, open_checked, scan_store
@@ -53,8 +53,12 @@ def summarize(
 ) -> SummaryReport:
     """Summarize a store: CSVs, plots and TensorBoard HParams; prints the table and the runs still to come."""
     files = output_paths(out)
+    check_outputs(files)
     experiments = load_config(config)
     store = open_checked(store_uri)
+    tensorboard = store.local_path(TENSORBOARD_DIR)
+    if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
+        raise UserError(f"store {store.uri}: {TENSORBOARD_DIR} is not a directory; move it away")
     scan = scan_store(store)
     for run_id, reason in scan.skipped.items():
         warn(f"skipped {store.uri}/{run_id}/result.json: {reason}")

@@ -47,7 +47,10 @@ class LocalStore(Store):
             raise KeyError(key) from None
 
     def write(self, key: str, data: bytes) -> None:
-        write_atomic(self._path(key), data)
+        try:
+            write_atomic(self._path(key), data)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as err:
+            raise UserError(f"store {self.uri}: {key} cannot be written ({err.strerror}); move it away") from None
 
     def upload(self, key: str, path: Path) -> None:
         if Path(path).resolve() != self._path(key).resolve():

@@ -18,6 +18,16 @@ from runner.store.base import PointerConflict, Store, sha256
 
 LATEST = "ckpt/LATEST"
 CKPT_PREFIX = "ckpt/step-"
+# (name in the run's directory, whether it is a directory): what a run writes
+LAYOUT = (
+    ("", True),
+    ("ckpt", True),
+    ("config.json", False),
+    (LATEST, False),
+    ("metrics.jsonl", False),
+    ("result.json", False),
+    ("samples.png", False),
+)
 
 
 class CheckpointError(Exception):
@@ -54,6 +64,7 @@ class RunStore:
         if folder is None:
             yield
             return
+        self.check_layout()
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / ".lock", "a+") as lock:
             try:
@@ -64,6 +75,18 @@ class RunStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def check_layout(self) -> None:
+        """On a local store: UserError if a name the run writes is taken by the wrong kind of entry (a file where
+        the run's directory or ckpt/ goes, a directory where config.json or LATEST goes), before anything is written.
+        """
+        for name, want_dir in LAYOUT:
+            path = self.store.local_path(self.key(name))
+            if path is None:
+                return
+            if path.exists() and path.is_dir() != want_dir:
+                kind = "a directory" if want_dir else "a file"
+                raise UserError(f"store {self.store.uri}: {self.key(name)} is not {kind}; move it away")
 
     def claim(self, config: dict[str, Any], config_hash: str, log: Callable[[str], None] = print) -> None:
         """Write config.json, or check that an existing one has the same hash.
@@ -160,6 +183,10 @@ class RunStore:
             fallback = f"falling back to {chain[i + 1]['key']}" if i + 1 < len(chain) else "no older checkpoint left"
             log(f"checkpoint {entry['key']} {problem}; {fallback}")
         raise CheckpointError(f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check")
+
+    def loaded_step(self) -> int | None:
+        """The step LATEST gives for the checkpoint load_checkpoint returned (None before one was loaded)."""
+        return self._chain[0]["step"] if self._seen and self._chain else None
 
     def latest_step(self) -> int | None:
         """The step LATEST points to, or None (for status tables); reads only."""
