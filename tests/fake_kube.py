@@ -1,8 +1,8 @@
 """A minimal stand-in for the Kubernetes API: the kubernetes client's REST layer talks to it, and it records
 every request (for tests that must send none).
 
-Unlike tests/kube_support.py's FakeKubeServer (which stands in for connect()), it takes the place of urllib3's PoolManager inside the client's
-RESTClientObject; here every RESTClientObject the process builds gets it, so the runner's own connect code
+Unlike tests/kube_support.py's FakeKubeServer (which stands in for connect()), it takes the place of urllib3's
+PoolManager inside the client's RESTClientObject; here every RESTClientObject the process builds gets it, so the runner's own connect code
 (a kubeconfig that points at https://kube.test:6443) is exercised unchanged and no runner module is patched.
 """
 
