@@ -2,8 +2,9 @@
 every request (for tests that must send none).
 
 Unlike tests/kube_support.py's FakeKubeServer (which stands in for connect()), it takes the place of urllib3's
-PoolManager inside the client's RESTClientObject; here every RESTClientObject the process builds gets it, so the runner's own connect code
-(a kubeconfig that points at https://kube.test:6443) is exercised unchanged and no runner module is patched.
+PoolManager inside the client's RESTClientObject; here every RESTClientObject the process builds gets it, so
+the runner's own connect code (a kubeconfig that points at https://kube.test:6443) is exercised unchanged and
+no runner module is patched.
 """
 
 import io
