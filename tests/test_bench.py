@@ -1,5 +1,6 @@
 """The optimized training path computes the same math as the plain one; `bench` reports what it measured."""
 
+import copy
 import json
 
 import pytest
@@ -30,6 +31,7 @@ def test_optimized_and_plain_paths_agree(experiment):
     plain, fast = _trainers(experiment)
     assert not plain.optimized and fast.optimized
     assert fast.ebm.backbone[1].parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
+    encoder_at_init = copy.deepcopy(plain.crl.state_dict())
     for _ in range(3):
         torch.manual_seed(plain.step + 7)
         plain_metrics = plain.train_step()
@@ -40,10 +42,16 @@ def test_optimized_and_plain_paths_agree(experiment):
         torch.testing.assert_close(fast.sampler.buffer, plain.sampler.buffer, rtol=1e-4, atol=1e-5)
     for (name, p), q in zip(plain.ebm.state_dict().items(), fast.ebm.state_dict().values(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
+    # The encoder's ReLUs turn rounding differences of the two memory layouts into a few flipped activations, and
+    # SGD with momentum carries them on: how far apart the two paths end depends on the thread count (oneDNN picks
+    # other kernels). The same math keeps them a small fraction of what three steps moved each tensor (seen: at
+    # most 3% with one thread, 0.06% with two); a difference in the math would be of the size of the update.
     for (name, p), q in zip(plain.crl.state_dict().items(), fast.crl.state_dict().values(), strict=True):
-        # The encoder's ReLUs turn rounding differences of the two memory layouts into a few flipped
-        # activations, so its SGD updates agree to about 1e-4 rather than 1e-6 (seen: 1.5e-4 on one BN bias).
-        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-3, msg=name)
+        if not p.is_floating_point():
+            assert torch.equal(q, p), name
+            continue
+        moved = (p - encoder_at_init[name]).norm()
+        assert (q - p).norm() <= 0.1 * moved + 1e-6, (name, float((q - p).norm()), float(moved))
 
 
 def test_optimized_sampling_restores_the_ebm():
