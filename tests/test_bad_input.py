@@ -914,6 +914,7 @@ SUBPROCESS_CASES = [
 ]
 
 
+@pytest.mark.slow  # a python process each (about 3 s): the in-process table above covers the same inputs
 @pytest.mark.parametrize("command", SUBPROCESS_CASES)
 def test_the_real_entry_point_prints_one_line(command, workdir):
     """`python -m runner` in its own process: no warning or other output joins the one line (in-process runs above

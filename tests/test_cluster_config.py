@@ -7,6 +7,7 @@ from runner.cluster import check_image
 from runner.errors import UserError
 
 
+@pytest.mark.slow  # a python process each: the real entry point on a bad [cluster]
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
