@@ -192,6 +192,7 @@ def test_missing_kubeconfig_is_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # starts python -m runner
 def test_unreachable_cluster_exits_2_with_one_line(tmp_path):
     kubeconfig = {
         "apiVersion": "v1",
@@ -220,6 +221,7 @@ def test_age_and_table_formatting():
     assert format_table(["A", "BB"], [["xyz", "1"]]) == "A    BB\nxyz  1"
 
 
+@pytest.mark.slow  # starts a python process
 def test_the_cli_starts_without_the_kubernetes_client():
     code = "import sys, runner.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -160,6 +160,7 @@ def test_cpu_profile_without_gpu_requests_none(tmp_path):
     assert "nvidia.com/gpu" not in resources.limits and "nvidia.com/gpu" not in resources.requests
 
 
+@pytest.mark.slow  # starts python -m runner
 def test_no_credential_value_appears_in_the_rendered_yaml(tmp_path):
     fake = {"AWS_ACCESS_KEY_ID": FAKE_KEY_ID, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET, "AWS_SESSION_TOKEN": FAKE_SECRET}
     result = run_cli("render", "--config", str(write_config(tmp_path, FULL_CLUSTER)), env=fake)
@@ -242,6 +243,7 @@ def test_a_queue_name_suspends_the_jobs_and_labels_them_for_kueue(tmp_path):
         assert doc == reference  # nothing else changes
 
 
+@pytest.mark.slow  # starts python -m runner
 def test_without_a_queue_name_rendering_is_unchanged(tmp_path):
     (tmp_path / "empty").mkdir()
     absent = run_cli("render", "--config", str(write_config(tmp_path, CLUSTER)))

@@ -149,6 +149,7 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow  # starts python -m runner
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -166,6 +167,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, expected, tmp_path):
     assert not (tmp_path / "store").exists()  # nothing half-written
 
 
+@pytest.mark.slow  # starts python -m runner
 def test_cli_typo_in_config_file_is_one_line_and_exit_2(tmp_path):
     path = _write_config(tmp_path, lambda t: t.replace("sgld.steps = 20", "sgld.stepz = 20"))
     result = _cli("local", "--exp", "baseline", "--config", str(path), "--store", str(tmp_path / "s"))
@@ -175,6 +177,7 @@ def test_cli_typo_in_config_file_is_one_line_and_exit_2(tmp_path):
     )
 
 
+@pytest.mark.slow  # starts python -m runner
 def test_cli_list_shows_the_matrix():
     result = _cli("list")
     assert result.returncode == 0

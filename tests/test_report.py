@@ -447,6 +447,7 @@ def test_an_unwritable_output_is_a_one_line_user_error(tmp_path):
         summarize(str(tmp_path / "runs"), str(out), "", lambda line: None)
 
 
+@pytest.mark.slow  # starts python -m runner
 def test_cli_exits_2_on_an_empty_store(tmp_path):
     """`python -m runner summarize` through runner.__main__.main: one line on stderr, exit code 2."""
     (tmp_path / "empty").mkdir()
