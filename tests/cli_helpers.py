@@ -2,6 +2,7 @@
 
 import hashlib
 import shlex
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from runs import SMALL
 
 from runner.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_local(store: str, *extra: str) -> list[str]:
@@ -53,3 +56,16 @@ def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
         else:
             entries[relative] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
     return entries
+
+
+def make_workdir(tmp_path: Path, monkeypatch, finished_store: Path) -> Path:
+    """cwd with experiments.toml and a copy of the finished store as runs/; a private CLEL_CACHE, two S3 attempts."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "experiments.toml", work / "experiments.toml")
+    shutil.copytree(finished_store, work / "runs")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("CLEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CLEL_S3_MAX_ATTEMPTS", "2")
+    monkeypatch.delenv("CLEL_CONFIG_HASH", raising=False)
+    return work

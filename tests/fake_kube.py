@@ -9,12 +9,12 @@ no runner module is patched.
 
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
+from kube_support import Request
 from kubernetes.client import rest
 from kubernetes.config import kube_config
 
@@ -34,14 +34,6 @@ users:
 - name: fake
   user: {token: fake-token}
 """
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
 
 
 class FakeKube:

@@ -9,7 +9,6 @@ commands talk to tests/fake_kube.py, which records every request.
 import io
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,7 +18,7 @@ from pathlib import Path
 import fake_kube
 import numpy as np
 import pytest
-from cli_helpers import assert_refused, run_main, snapshot
+from cli_helpers import assert_refused, make_workdir, run_main, snapshot
 from runs import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -809,15 +808,9 @@ CASES = [
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, finished_store) -> Path:
     """A working directory with experiments.toml and the finished store as runs/; a private CLEL_CACHE."""
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(ROOT / "experiments.toml", work / "experiments.toml")
-    shutil.copytree(finished_store, work / "runs")
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("CLEL_CACHE", str(tmp_path / "cache"))
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "CLEL_CONFIG_HASH", "CLEL_S3_ADDRESSING"):
+    work = make_workdir(tmp_path, monkeypatch, finished_store)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "CLEL_S3_ADDRESSING"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLEL_S3_MAX_ATTEMPTS", "2")
     return work
 
 

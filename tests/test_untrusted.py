@@ -10,7 +10,6 @@ boto3 exactly as in production.
 import io
 import json
 import pickle
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 import torch
-from cli_helpers import assert_refused, run_main, snapshot, tiny_local
+from cli_helpers import assert_refused, make_workdir, run_main, snapshot, tiny_local
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "baseline-tiny-s0"
@@ -60,17 +59,10 @@ def test_the_crafted_pickles_are_live(tmp_path, kind):
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, finished_store) -> Path:
     """cwd with experiments.toml and a copy of the finished store as runs/; cache and temporary files in tmp_path."""
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(ROOT / "experiments.toml", work / "experiments.toml")
-    shutil.copytree(finished_store, work / "runs")
+    work = make_workdir(tmp_path, monkeypatch, finished_store)
     (tmp_path / "tmp").mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("CLEL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
-    monkeypatch.setenv("CLEL_S3_MAX_ATTEMPTS", "2")
-    monkeypatch.delenv("CLEL_CONFIG_HASH", raising=False)
     return work
 
 
