@@ -155,7 +155,7 @@ CASES = [
     show("config-beta-one", tiny("train.ebm_optimizer.betas = [0.9, 1.0]"), "betas"),
     show("config-beta-negative", tiny("train.ebm_optimizer.betas = [-0.1, 0.9]"), "betas"),
     show("config-beta-single", tiny("train.ebm_optimizer.betas = [0.9]"), "betas"),
-    show("config-lr-zero", edited("train.ebm_optimizer.lr = 2e-4", "train.ebm_optimizer.lr = 0.0"), "lr"),
+    show("config-lr-zero", edited("train.ebm_optimizer.lr = 5e-4", "train.ebm_optimizer.lr = 0.0"), "lr"),
     show("config-optimizer-name", tiny('train.ebm_optimizer.name = "lion"'), "train.ebm_optimizer.name"),
     show("config-image-size-huge", edited("data.image_size = 16", "data.image_size = 100000"), "data.image_size"),
     show("config-image-size-zero", edited("data.image_size = 16", "data.image_size = 0"), "data.image_size"),
