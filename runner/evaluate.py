@@ -111,8 +111,8 @@ def evaluate(
     samples = generate_samples(trainer, noise, ev.fid_sgld_passes, ev.batch_size, progress, position)
     if extractor is not None:
         reference = reference_statistics(f"{data.name}{data.image_size}-train", to_unit_float(data.train), extractor)
-        fid_init = frechet_distance(*statistics(extractor(noise)), *reference)
-        fid = frechet_distance(*statistics(extractor(samples)), *reference)
+        fid_init = frechet_distance(*statistics(extractor(noise)), *reference)  # noise: singular by nature
+        fid = frechet_distance(*statistics(extractor(samples)), *reference, notes=notes)
     results: dict[str, dict[str, float | None]] = {}
     with torch.no_grad(), parametrize.cached():
         in_scores = ood_scores(trainer, data.test)

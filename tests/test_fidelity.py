@@ -7,11 +7,12 @@ encoder stem's default init; the reference's channel statistics for CIFAR-10.
 """
 
 import kornia.augmentation as K
+import numpy as np
 import pytest
 import torch
 
 import runner.data
-from runner.clel.augment import StrongAugmentation
+from runner.clel.augment import CROP_TRIALS, ReferenceCropSizes, StrongAugmentation
 from runner.clel.networks import ResNet18Backbone, spectral_norm_estimates
 from runner.clel.train import Trainer
 from runner.config import ExperimentsFile
@@ -45,6 +46,84 @@ def test_colour_step_is_colorjiggle_applied_with_the_same_drawn_parameters():
     jitter = K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8)(jitter, params=colour)
     jitter = K.RandomHorizontalFlip()(K.RandomGrayscale(p=0.2)(jitter, params=gray), params=flip)
     assert (jitter - out).abs().max().item() > 0.05
+
+
+def crop_rule_expectation(size: int, strict: bool, grid: int = 3000) -> tuple[float, float]:
+    """(full-width-or-height fraction, mean area fraction) of a resized crop of a size x size image, derived.
+
+    One candidate: area ~ U(0.08, 1) size^2, log aspect ~ U(log 3/4, log 4/3), w = round(sqrt(area aspect)),
+    h = round(sqrt(area / aspect)); it fits when 0 < w, h and w, h < size (strict, kornia 0.6.3) or <= size
+    (kornia >= 0.7). The kept crop is the first of ten candidates that fits (so distributed as one candidate
+    given that it fits), else the fallback: 0.6.3's round(0.75 size) x size, kornia >= 0.7's whole image.
+    Integrated on a midpoint grid of the two uniform variables.
+    """
+    unit = (np.arange(grid) + 0.5) / grid
+    area = (0.08 + 0.92 * unit)[:, None] * size * size
+    aspect = np.exp(np.log(3 / 4) + (np.log(4 / 3) - np.log(3 / 4)) * unit)[None, :]
+    w, h = np.rint(np.sqrt(area * aspect)), np.rint(np.sqrt(area / aspect))
+    limit = size - 1 if strict else size
+    fits = (w > 0) & (w <= limit) & (h > 0) & (h <= limit)
+    p_fit = fits.mean()
+    full_given_fit = ((w == size) | (h == size))[fits].mean()
+    area_given_fit = (w * h)[fits].mean() / size**2
+    p_fallback = (1 - p_fit) ** CROP_TRIALS
+    fallback_area = np.rint(0.75 * size) / size if strict else 1.0
+    full = (1 - p_fallback) * full_given_fit + p_fallback
+    return full, (1 - p_fallback) * area_given_fit + p_fallback * fallback_area
+
+
+def drawn_crop_statistics(crop: K.RandomResizedCrop, size: int, draws: int = 20000) -> tuple[float, float]:
+    """(full-width-or-height fraction, mean area fraction) of `draws` crops drawn by the augmentation."""
+    params = crop.forward_parameters(torch.Size([draws, 3, size, size]))
+    src = params["src"]
+    width = src[:, 1, 0] - src[:, 0, 0] + 1
+    height = src[:, 2, 1] - src[:, 1, 1] + 1
+    full = ((width == size) | (height == size)).double().mean().item()
+    return full, (width * height).double().mean().item() / size**2
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_crop_sizes_follow_kornia_063s_rule_not_the_installed_kornias(size):
+    """20,000 crops of the strong augmentation against the rule's derived full-size fraction and mean area (the
+    reference's at 32 x 32: 0% full-size, mean area 0.464); kornia >= 0.7's own rule is rejected by the same test.
+    Tolerance: 4 standard errors of a 20,000-draw mean (area fraction sd <= 0.3, so 4 x 0.3 / sqrt(20000))."""
+    tolerance = 4 * 0.3 / np.sqrt(20000)
+    torch.manual_seed(size)
+    ours = drawn_crop_statistics(StrongAugmentation(size).pipeline[0], size)
+    expected_full, expected_area = crop_rule_expectation(size, strict=True)
+    assert expected_full < 1e-4  # a candidate fits in 10 tries all but (1 - p)^10 of the time
+    assert ours[0] == pytest.approx(expected_full, abs=3e-4)
+    assert ours[1] == pytest.approx(expected_area, abs=tolerance)
+    installed = drawn_crop_statistics(K.RandomResizedCrop((size, size), scale=(0.08, 1.0)), size)
+    installed_full, installed_area = crop_rule_expectation(size, strict=False)
+    assert installed[0] == pytest.approx(installed_full, abs=4 * np.sqrt(installed_full / 20000))
+    assert installed[1] == pytest.approx(installed_area, abs=tolerance)
+    assert abs(installed[1] - expected_area) > 2 * tolerance and installed_full > 0.05
+    if size == 32:
+        assert (expected_area, installed_area, installed_full) == pytest.approx((0.464, 0.490, 0.0655), abs=2e-3)
+
+
+def test_reference_crop_sizes_match_kornia_063s_generator_draw_for_draw():
+    """The same generator state gives 0.6.3's sizes: its formula written out here on the drawn uniforms (the
+    swap of w and h included), and kornia's start positions for them."""
+    crop = StrongAugmentation(16).pipeline[0]
+    generator = crop._param_generator
+    torch.manual_seed(7)
+    params = crop.forward_parameters(torch.Size([500, 3, 16, 16]))
+    torch.manual_seed(7)
+    area = (torch.rand(500, CROP_TRIALS) * 0.92 + 0.08) * 256
+    low, high = np.log(3 / 4), np.log(4 / 3)
+    aspect = torch.exp(torch.rand(500, CROP_TRIALS) * (high - low) + low)
+    w, h = torch.sqrt(area * aspect).round(), torch.sqrt(area / aspect).round()
+    x_start, y_start = torch.rand(500), torch.rand(500)
+    for i in range(500):
+        fits = [k for k in range(CROP_TRIALS) if 0 < w[i, k] < 16 and 0 < h[i, k] < 16]
+        crop_h, crop_w = (w[i, fits[0]], h[i, fits[0]]) if fits else (12.0, 16.0)
+        src = params["src"][i]
+        assert (src[2, 1] - src[1, 1] + 1, src[1, 0] - src[0, 0] + 1) == (crop_h, crop_w)
+        assert src[0, 0] == torch.floor(x_start[i] * (16 - crop_w + 1))
+        assert src[0, 1] == torch.floor(y_start[i] * (16 - crop_h + 1))
+    assert isinstance(generator, ReferenceCropSizes)
 
 
 def test_black_images_turn_grey_as_additive_brightness_predicts():

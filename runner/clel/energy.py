@@ -30,6 +30,22 @@ class LatentEnergy:
         kappa = beta * u.float().norm(dim=1)
         return energy - log_vmf_normalizer(kappa, self.latent_dim)
 
+    @torch.no_grad()
+    def terms(self, f: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch means of the marginal's parts, for the training logs: 1/2 ||f||^2, ||u||, kappa = beta ||u||
+        and log Phi_d(kappa) (0 for the separated energy, whose marginal has no normaliser)."""
+        half_f_sq = 0.5 * f.float().pow(2).sum(dim=1)
+        u_norm = u.float().norm(dim=1)
+        kappa = self.beta * u_norm
+        coupled = not self.norm_direction_split and self.beta != 0
+        log_normalizer = log_vmf_normalizer(kappa, self.latent_dim) if coupled else torch.zeros_like(kappa)
+        return {
+            "half_f_sq": half_f_sq.mean(),
+            "u_norm": u_norm.mean(),
+            "kappa": kappa.mean(),
+            "log_normalizer": log_normalizer.float().mean(),
+        }
+
     def joint(self, f: torch.Tensor, u: torch.Tensor, z: torch.Tensor, beta: float | None = None) -> torch.Tensor:
         """E(x, z) = 1/2 ||f||^2 - beta d^T z, d = u/||u|| (separated) or u (coupled)."""
         beta = self.beta if beta is None else beta

@@ -101,12 +101,23 @@ class DataOrder:
 
 @dataclass
 class StepMetrics:
+    """One step's scalars; the energy terms are batch means over the data (`_data`) and the samples (`_samples`):
+    E(x) = half_f_sq - log_normalizer, kappa = beta u_norm (LatentEnergy.terms)."""
+
     loss: float
     loss_ebm: float
     loss_crl: float
     energy_data: float
     energy_samples: float
     latent_alignment: float
+    half_f_sq_data: float
+    half_f_sq_samples: float
+    u_norm_data: float
+    u_norm_samples: float
+    kappa_data: float
+    kappa_samples: float
+    log_normalizer_data: float
+    log_normalizer_samples: float
 
 
 def capture_rng() -> dict[str, Any]:
@@ -253,7 +264,11 @@ class Trainer:
         loss_ebm = ebm_loss(energy_joint, energy_data, energy_samples, self.cfg.energy.alpha)
         loss = loss_ebm + loss_crl
         alignment = (F.normalize(u_data.detach().float(), dim=1) * z).sum(1).mean()
-        values = torch.stack([loss, loss_ebm, loss_crl, energy_data.mean(), energy_samples.mean(), alignment]).tolist()
+        terms_data, terms_samples = self.energy.terms(f_data, u_data), self.energy.terms(f_samples, u_samples)
+        terms = [values[name] for name in terms_data for values in (terms_data, terms_samples)]
+        values = torch.stack(
+            [loss, loss_ebm, loss_crl, energy_data.mean(), energy_samples.mean(), alignment, *terms]
+        ).tolist()
         metrics = StepMetrics(*values)
         for name, value in zip(("loss_ebm", "loss_crl", "energy_data", "energy_samples"), values[1:5], strict=True):
             if not math.isfinite(value):

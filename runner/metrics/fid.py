@@ -1,7 +1,9 @@
 """FID: pytorch-fid's Frechet distance over the features of a named network, and cached reference statistics."""
 
+import contextlib
 import hashlib
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,9 +24,25 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), computed by pytorch-fid."""
-    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, notes: list[str] | None = None
+) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), computed by pytorch-fid.
+
+    scipy's warning that S1 S2 is singular (its square root, and so the FID, is then less accurate) and
+    pytorch-fid's printed eps retry are caught; one line saying so goes into `notes` when given.
+    """
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()) as printed:
+        warnings.simplefilter("always")
+        value = float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+    words = ("singular", "ill-conditioned")
+    singular = any(word in f"{w.message}".lower() for w in caught for word in words) or "singular" in printed.getvalue()
+    if singular and notes is not None:
+        notes.append(
+            f"FID {value:.3f}: the covariance product is singular (too few distinct samples or collapsed features), "
+            "so its matrix square root and the FID are less accurate"
+        )
+    return value
 
 
 class FeatureExtractor:
