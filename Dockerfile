@@ -1,24 +1,14 @@
 # The worker image: `python -m runner worker` runs one run of experiments.toml, checkpointing to S3.
-#   GPU (default): docker build -t clel-runner:TAG .                        CUDA 13.0 runtime + torch's CUDA wheels
-#   CPU (kind):    docker build --build-arg VARIANT=cpu -t clel-runner:TAG-cpu .   python slim + CPU torch
-# `make image` (VARIANT=cuda|cpu) tags it with the git revision. Needs BuildKit (Docker 23+ default).
+#   GPU (default): docker build -t clel-runner:TAG .                                 torch's CUDA wheels
+#   CPU (kind):    docker build --build-arg VARIANT=cpu -t clel-runner:TAG-cpu .      torch's CPU wheels
+# One slim Python base for both: the GPU driver comes from the node, and torch's PyPI wheels carry the CUDA
+# user-space libraries (no CUDA base image, so CUDA ships once). Every dependency comes from the lock file
+# requirements/worker.lock (exact versions and sha256 hashes; `make lock` refreshes it), so two builds of one
+# commit install the same bytes. The CPU variant takes torch and torchvision, at the locked versions, from
+# PyTorch's CPU index (a tenth of the size; that index is not hash-locked) and everything else from the lock.
+# `make image` (VARIANT=cuda|cpu) tags it with the git revision. Sizes per variant: README.md, "The image".
+FROM python:3.11-slim-bookworm
 ARG VARIANT=cuda
-
-FROM nvidia/cuda:13.0.0-runtime-ubuntu24.04 AS base-cuda
-ARG DEBIAN_FRONTEND=noninteractive
-# The base image is pinned; Ubuntu's archive keeps only the newest security build of a package, so exact apt
-# versions would stop the build as soon as one is superseded (scripts/scan_cluster.sh reports this as skipped).
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
-
-FROM python:3.11-slim-bookworm AS base-cpu
-
-# base-cuda or base-cpu, the two stages above (each pinned by its tag); hadolint cannot resolve a stage named by an ARG.
-# hadolint ignore=DL3006
-FROM base-${VARIANT}
-ARG VARIANT
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -28,20 +18,21 @@ ENV VIRTUAL_ENV=/opt/venv \
 RUN python3 -m venv /opt/venv
 WORKDIR /app
 
-# Dependencies first (their own layer): the pins of pyproject.toml; CPU torch from PyTorch's CPU index.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
-    && if [ "$VARIANT" = cpu ]; then \
-         grep -E '^(torch|torchvision)[<>=!~]' /tmp/requirements.txt > /tmp/torch.txt \
-         && pip install --index-url https://download.pytorch.org/whl/cpu -r /tmp/torch.txt; \
-       fi \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/*.txt
+# Dependencies first (their own layer, reused while the lock is unchanged).
+COPY requirements/worker.lock requirements/cpu_lock.py ./requirements/
+RUN if [ "$VARIANT" = cpu ]; then \
+         python requirements/cpu_lock.py requirements/worker.lock /tmp/rest.lock /tmp/torch.txt \
+         && pip install --index-url https://download.pytorch.org/whl/cpu --no-deps -r /tmp/torch.txt \
+         && pip install --no-deps --require-hashes -r /tmp/rest.lock; \
+    else \
+         pip install --no-deps --require-hashes -r requirements/worker.lock; \
+    fi \
+    && rm -rf /tmp/*.lock /tmp/*.txt requirements
 
 # The project (the worker reads experiments.toml from its working directory).
-COPY README.md* experiments.toml ./
+COPY pyproject.toml README.md* experiments.toml ./
 COPY runner ./runner
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
     && rm -rf runner build ./*.egg-info \
     && python -m runner list > /dev/null
 

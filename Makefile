@@ -7,7 +7,7 @@ STORE ?= runs
 EXP ?= baseline
 PROFILE ?= tiny
 
-.PHONY: setup run sweep test test-fast lint image submit kind-test clean
+.PHONY: setup run sweep test test-fast lint lock image submit kind-test clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m runner local --exp $(EXP) --profile $(PROFILE) --store $(STORE)
-	$(PY) -m runner summarize --store $(STORE) --out $(STORE)/summary.csv
+	$(PY) -m runner summarize --store $(STORE)
 
 # the whole matrix of a profile here (every experiment x [sweep] seeds), then the summary; PARALLEL=N processes
 PARALLEL ?= 1
@@ -34,8 +34,16 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not kind"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check runner tests scripts
-	$(VENV)/bin/ruff format --check runner tests scripts
+	$(VENV)/bin/ruff check runner tests scripts requirements
+	$(VENV)/bin/ruff format --check runner tests scripts requirements
+
+# The worker image's lock file: exact versions and hashes of every dependency, for CPython 3.11 on linux x86_64,
+# with torch and torchvision at the versions tested here (requirements/pins.txt). Run it after changing pyproject.toml.
+lock: $(STAMP)
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --index-url https://pypi.org/simple --constraint requirements/pins.txt \
+		-o requirements/worker.lock
 
 # The worker image: VARIANT=cuda (default) or cpu (kind tests); tagged with the git revision (-dirty when
 # the work tree has changes). Push it and set [cluster] image, or pass IMAGE=... to `make submit`.

@@ -8,8 +8,9 @@ import sys
 import fire
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runner.argv import check_command_line
+from runner.argv import HELP_FLAGS, check_command_line
 from runner.cli import Commands
+from runner.cli_help import command_help, command_list, command_names
 from runner.errors import EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_USER_ERROR, Diverged, Preempted, UserError, redact
 from runner.store import BadKey, PointerConflict
 
@@ -23,10 +24,30 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def help_text(args: list[str]) -> str | None:
+    """The help a command line asks for (the command list, or one command's flags), or None."""
+    if not args or args == ["help"] or args[0] in HELP_FLAGS:
+        return command_list(Commands)
+    names = command_names(Commands)
+    if args[0] == "help":
+        name = args[1].replace("-", "_")
+        if len(args) > 2 or name not in names:
+            raise UserError(f"help {' '.join(args[1:])}: unknown command; commands: {', '.join(names)}")
+        return command_help(Commands, name)
+    name = args[0].replace("-", "_")
+    if name in names and any(token in HELP_FLAGS for token in args[1:]):
+        return command_help(Commands, name)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command line; returns the exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
+        text = help_text(args)
+        if text is not None:
+            print(text)
+            return 0
         command = check_command_line(Commands, args)
         fire.Fire(Commands, command=command, name="python -m runner")
     except UserError as err:

@@ -3,10 +3,12 @@
 import json
 import resource
 import statistics
+import sys
 import time
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from runner.clel.train import Trainer
 from runner.config import ExperimentsFile, RunConfig
@@ -32,7 +34,7 @@ SYNTHETIC_IMAGES = 512
 def bench_config(name: str, plain: bool, device: str, bf16: bool, overrides: dict[str, Any]) -> RunConfig:
     """The baseline experiment under the named benchmark configuration."""
     if name not in CONFIGS:
-        raise UserError(f"bench --config {name}: unknown (known: {', '.join(CONFIGS)})")
+        raise UserError(f"bench --preset {name}: unknown (known: {', '.join(CONFIGS)})")
     profile, settings = CONFIGS[name]
     values = {
         **settings,
@@ -56,6 +58,13 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def bar_steps(bar: tqdm, count: int):
+    """range(count), advancing the bar after each step."""
+    for index in range(count):
+        yield index
+        bar.update()
+
+
 def run_bench(cfg: RunConfig, name: str, iterations: int, warmup: int) -> dict[str, Any]:
     """Warm up, time `iterations` training iterations; the SGLD share is timed around the sampler."""
     device = resolve_device(cfg.runtime.device)
@@ -75,17 +84,20 @@ def run_bench(cfg: RunConfig, name: str, iterations: int, warmup: int) -> dict[s
         return x
 
     trainer.draw_samples = timed_sample
+    bar = tqdm(total=warmup + iterations, desc=f"bench {name}", unit="it", file=sys.stderr, dynamic_ncols=True)
     for _ in range(warmup):
         trainer.train_step()
+        bar.update()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sgld_seconds, times = 0.0, []
-    for _ in range(iterations):
+    for _ in bar_steps(bar, iterations):
         _synchronize(device)
         started = time.perf_counter()
         trainer.train_step()
         _synchronize(device)
         times.append(time.perf_counter() - started)
+    bar.close()
     result = {
         "config": name,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -117,9 +129,13 @@ def bench(
     bf16: bool = False,
     warmup: int = 1,
     overrides: dict[str, Any] | None = None,
+    deprecation: str | None = None,
 ) -> str:
-    """One JSON line describing the timing of `iterations` training iterations."""
+    """One JSON line describing the timing of `iterations` training iterations; `deprecation` is printed as a
+    warning once the flags are known to be good."""
     if not isinstance(iterations, int) or iterations < 1:
         raise UserError(f"bench --iterations {iterations!r}: expected a positive integer")
     cfg = bench_config(config, plain, device, bf16, overrides or {})
+    if deprecation:
+        print(f"warning: {deprecation}", file=sys.stderr, flush=True)
     return json.dumps(run_bench(cfg, config, iterations, warmup))

@@ -36,8 +36,10 @@ def resolve_run(
     download: bool = False,
     checkpoint_every: int | None = None,
     config: str = DEFAULT_CONFIG_FILE,
+    smoke: bool = False,
 ):
-    """The RunConfig of one run: experiments.toml, then --set, then the dedicated flags (which win)."""
+    """The RunConfig of one run: experiments.toml ([smoke] too with --smoke), then --set, then the dedicated flags
+    (which win)."""
     from runner.config import ExperimentsFile
 
     if not exp:
@@ -52,27 +54,34 @@ def resolve_run(
         "runtime.ood_files": list(ood) if ood else None,
     }
     values |= {key: value for key, value in flags.items() if value is not None}
-    return ExperimentsFile(config).resolve(exp, profile, seed, values)
+    return ExperimentsFile(config).resolve(exp, profile, seed, values, smoke=smoke)
+
+
+def result_line(result: dict[str, Any]) -> str:
+    """`<run_id>: fid F [COLLAPSED] (fid_init ..., features), N iterations, T s on DEVICE`."""
+    fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
+    fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
+    collapsed = " COLLAPSED (fid > 0.5 x fid_init: the samples stayed near noise)" if result.get("collapsed") else ""
+    smoke = " (smoke run: not a result)" if result.get("smoke") else ""
+    return (
+        f"{result['run_id']}: fid {fid}{collapsed} (fid_init {fid_init}, {result['fid_features']} features), "
+        f"{result['iterations']} iterations, {result['wall_s']:.0f} s on {result['device']}{smoke}"
+    )
 
 
 def print_result(result: dict[str, Any]) -> None:
     """The run's FID line and its AUROC per OOD set."""
-    fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
-    fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
-    print(
-        f"{result['run_id']}: fid {fid} (fid_init {fid_init}, {result['fid_features']} features), "
-        f"{result['iterations']} iterations, {result['wall_s']:.0f} s on {result['device']}"
-    )
-    for name, scores in result["auroc"].items():
+    print(result_line(result))
+    for name, scores in sorted(result["auroc"].items()):
         parts = [f"{kind} {value:.4f}" for kind, value in scores.items() if value is not None]
         print(f"  auroc vs {name:<16} {', '.join(parts)}")
 
 
 class Commands(ReportCommands, ClusterCommands):
-    """CLEL ablation runner: train and evaluate CLEL ablations locally or as Kubernetes Jobs."""
+    """CLEL ablation runner: train and evaluate CLEL ablations here or as Kubernetes Jobs, and summarize them."""
 
     def list(self, config: str = DEFAULT_CONFIG_FILE) -> None:
-        """The experiments and profiles of experiments.toml."""
+        """The experiments and profiles of experiments.toml, and the seeds of a sweep."""
         from runner.config.experiments_file import ExperimentsFile
 
         experiments = ExperimentsFile(config)
@@ -90,10 +99,11 @@ class Commands(ReportCommands, ClusterCommands):
         profile: str = "tiny",
         seed: Seed = 0,
         set: Assignments | None = None,  # noqa: A002 - the flag is --set
+        smoke: bool = False,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
         """Print a run's resolved config (every value, the methods' defaults included) and its hash, as JSON."""
-        cfg = resolve_run(exp, profile, seed, overrides=set, config=config)
+        cfg = resolve_run(exp, profile, seed, overrides=set, config=config, smoke=smoke)
         print(
             json.dumps({"run_id": cfg.run_id, "config_hash": cfg.config_hash, **cfg.model_dump(mode="json")}, indent=2)
         )
@@ -111,20 +121,21 @@ class Commands(ReportCommands, ClusterCommands):
         data_root: str | None = None,
         download: bool = False,
         checkpoint_every: Count | None = None,
+        smoke: bool = False,
+        reeval: bool = False,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
-        """Train and evaluate one run here; re-running the same command resumes it.
+        """Train and evaluate one run here; the same command resumes a stopped run and shows a finished one.
 
-        --set KEY=VALUE overrides any config key by its dotted path; several in one quoted string
-        (--set 'sgld.steps=20 train.batch_size=32') or as repeated flags. --ood takes FILE.npz, a
-        comma-separated list or [a.npz,b.npz].
+        A finished run is not trained or evaluated again: its stored result is printed (--reeval evaluates it
+        again from its last checkpoint, keeping the previous result under evals/).
         """
         cfg = resolve_run(
-            exp, profile, seed, iterations, device, ood, set, data_root, download, checkpoint_every, config
+            exp, profile, seed, iterations, device, ood, set, data_root, download, checkpoint_every, config, smoke
         )
         from runner.run import execute  # torch is imported only once the flags are known to be good
 
-        print_result(execute(cfg, store))
+        print_result(execute(cfg, store, reeval=reeval))
 
     def worker(self, *args: Any, **kwargs: Any) -> None:
         """The entry point of a Kubernetes Job: `local` with the progress bar off (the same flags)."""
@@ -145,39 +156,58 @@ class Commands(ReportCommands, ClusterCommands):
         parallel: Annotated[int, Field(ge=1, le=64)] = 1,
         iterations: Count | None = None,
         set: Assignments | None = None,  # noqa: A002
+        smoke: bool = False,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
         """Run experiments x seeds here (default: every experiment, [sweep] seeds), then summarize the store.
 
         Finished runs are skipped and unfinished ones resume, so the same command continues a stopped sweep.
-        --exp a,b and --seeds 0,1,2 choose; --parallel N runs N processes at a time (one per GPU with
-        --device cuda). Ctrl-C checkpoints the running runs and exits with code 75.
+        Ctrl-C checkpoints the running runs and exits with code 75.
+
+        Flags:
+          exp: the experiments, comma-separated (default: every [experiments.*] of the config)
+          seeds: the seeds, comma-separated (default: [sweep] seeds)
+          parallel: N `local` processes at a time: one per GPU with --device cuda, else the CPU cores shared
         """
         from runner.sweep import sweep
 
-        sweep(profile, exp, seeds, store, device, parallel, iterations, set or [], config)
+        sweep(profile, exp, seeds, store, device, parallel, iterations, set or [], config, smoke=smoke)
 
     def bench(
         self,
-        config: Literal["ref32", "tiny", "paper"] = "ref32",
+        preset: Literal["ref32", "tiny", "paper"] = "ref32",
         iterations: Annotated[int, Field(ge=1, le=10_000)] = 5,
         plain: bool = False,
         device: Literal["cpu", "cuda"] = "cpu",
         bf16: bool = False,
         warmup: Annotated[int, Field(ge=0, le=10_000)] = 1,
         set: Assignments | None = None,  # noqa: A002
+        config: Literal["ref32", "tiny", "paper"] | None = None,
     ) -> None:
-        """Time training iterations of ref32|tiny|paper on synthetic data; prints one JSON line.
+        """Time training iterations of a preset on synthetic data; prints one JSON line (progress on stderr).
 
-        --plain runs the same math with every optimization off; --bf16 autocasts (changes numerics).
+        Flags:
+          preset: ref32 (the configuration the reference was timed on), tiny or paper
+          iterations: timed training iterations
+          plain: the same math with every optimization off (channels-last, cached spectral norm)
+          bf16: autocast the networks to bfloat16 (changes numerics)
+          warmup: untimed iterations first
+          config: deprecated name of --preset (everywhere else --config is the TOML file)
         """
         from runner.bench import bench
 
-        print(bench(config, iterations, plain, device, bf16, warmup, parse_overrides(set)))
+        deprecated = "bench --config is deprecated and will be removed: use --preset" if config is not None else None
+        print(bench(config or preset, iterations, plain, device, bf16, warmup, parse_overrides(set), deprecated))
 
     def gpu_check(self, device: Literal["cuda", "cpu"] = "cuda") -> None:
-        """bench of paper and ref32 (optimized, plain, bf16), a short digits 32x32 training run and a resume check,
-        as one JSON line (SGLD TFLOP/s from counted FLOPs, peak GPU memory); --device cpu is a tiny dry run."""
+        """The prepared GPU check, as one JSON line: benches, a short training run and a resume check.
+
+        bench of paper and ref32 (optimized, plain, bf16) with SGLD TFLOP/s from counted FLOPs and peak GPU memory,
+        a short digits 32x32 training run and a resume check.
+
+        Flags:
+          device: cuda; cpu is a tiny dry run of the same script
+        """
         from runner.gpu_check import gpu_check_json
 
         print(gpu_check_json(device))

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
+from runner import layout
+
 RESULT_FILE = "result.json"
 # A run collapsed when its samples stayed near the initial noise: FID above this fraction of fid_init, the FID of
 # the uniform-noise buffer sampling starts from (docs/STABILITY.md). A collapsed run is flagged, never dropped.
@@ -44,6 +46,7 @@ class RunResult(Strict):
     experiment: str
     profile: str
     seed: int
+    smoke: bool = False  # a smoke run (--smoke): its run id says so, and summarize keeps it apart
     run_id: str
     config_hash: str
     iterations: int
@@ -70,7 +73,7 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _run_id_matches(self, info: ValidationInfo) -> "RunResult":
-        expected = f"{self.experiment}-{self.profile}-s{self.seed}"
+        expected = layout.run_id(self.experiment, self.profile, self.seed, layout.variant_of(self.smoke))
         directory = (info.context or {}).get("run_dir")
         if self.run_id != expected or directory not in (None, expected):
             where = "" if directory is None else f" and its directory {directory!r}"

@@ -90,18 +90,33 @@ def check_inputs(cfg: RunConfig) -> None:
 
 
 def execute(
-    cfg: RunConfig, store_uri: str, log: Callable[[str], None] = log_line, progress_position: int = 0
+    cfg: RunConfig,
+    store_uri: str,
+    log: Callable[[str], None] = log_line,
+    progress_position: int = 0,
+    reeval: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; returns result.json's content.
 
-    progress_position: the line of the training bar (1 below a sweep's overall bar).
+    A finished run (its result.json has this config's hash) is left alone and its stored result returned, unless
+    reeval: then it is evaluated again from its last checkpoint, and the result it replaces is kept under
+    evals/. progress_position: the line of the training bar (1 below a sweep's overall bar).
     """
     with handle_sigterm(also_interrupt=True) as sigterm:
-        return _execute(cfg, store_uri, log, sigterm, progress_position)
+        return _execute(cfg, store_uri, log, sigterm, progress_position, reeval)
+
+
+def stored_result(run: RunStore, cfg: RunConfig) -> RunResult | None:
+    """The run's result.json when it is readable and has this config's hash (the run is finished), else None."""
+    try:
+        result = RunResult.from_json(run.store.read(run.key(RESULT_FILE)), cfg.run_id)
+    except (KeyError, ValueError):
+        return None
+    return result if result.config_hash == cfg.config_hash else None
 
 
 def _execute(
-    cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm: Sigterm, position: int
+    cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm: Sigterm, position: int, reeval: bool
 ) -> dict[str, Any]:
     expected_hash = os.environ.get("CLEL_CONFIG_HASH")
     if expected_hash and expected_hash != cfg.config_hash:
@@ -109,17 +124,21 @@ def _execute(
             f"{cfg.run_id}: this image resolves config {cfg.config_hash}, the Job was rendered for {expected_hash} "
             "(experiments.toml in the image differs from the one submitted)"
         )
-    check_cache_dir()
+    check_inputs(cfg)  # a bad input is refused even when the run is finished: a typo never passes unseen
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
+    store = open_store(store_uri)
+    store.check()
+    run = RunStore(store, cfg.run_id, cfg.runtime.keep_checkpoints)
+    finished = stored_result(run, cfg)
+    if finished is not None and not reeval:
+        log(f"{cfg.run_id}: already finished in {store.uri}; its stored result (--reeval evaluates it again)")
+        return finished.model_dump(mode="json")
     rt = cfg.runtime
     data = load_dataset(cfg.data.dataset, cfg.data.image_size, rt.data_root or None, rt.download)
     ood = ood_sets(data, cfg.data.ood, rt.ood_files, rt.data_root or None, rt.download)
     inception, unavailable = fid_weights(cfg, log)
-    store = open_store(store_uri)
-    store.check()
-    run = RunStore(store, cfg.run_id, cfg.runtime.keep_checkpoints)
     with run.exclusive():
         run.claim(cfg.hashed_dict(), cfg.config_hash, log)
         trainer = Trainer(cfg, data, device)
@@ -182,13 +201,16 @@ def _train(
             metrics = trainer.train_step()
             wall_s += time.perf_counter() - started
             step = trainer.step
-            bar.update()
             bar.set_postfix(
-                loss=f"{metrics.loss:.3f}",
-                e_data=f"{metrics.energy_data:.3f}",
-                e_samp=f"{metrics.energy_samples:.3f}",
+                loss=f"{metrics.loss:.4g}",
+                e_data=f"{metrics.energy_data:.2e}",
+                e_samp=f"{metrics.energy_samples:.2e}",
                 refresh=False,
             )
+            if step < iterations:
+                bar.update()
+            else:
+                bar.n = step  # the last step is drawn once, by the bar's close (an update would draw it twice)
             if step % rt.log_every == 0 or step == iterations:
                 logs.scalars(step, {**asdict(metrics), **trainer.lr()})
             if sigterm.requested or step % rt.checkpoint_every == 0 or step == iterations:
@@ -222,6 +244,7 @@ def _evaluate_and_record(
     evaluation = evaluate(trainer, data, ood, log, *inception, position)
     wall_s += time.perf_counter() - started
     result = _result(cfg, trainer, evaluation, trainer.device, wall_s)
+    _keep_previous_evaluation(run)
     save_image(evaluation.samples, buffer := io.BytesIO(), format="png", nrow=8)
     run.store.write(run.key("samples.png"), buffer.getvalue())
     logs.images("samples/final", evaluation.samples, trainer.step)
@@ -231,11 +254,27 @@ def _evaluate_and_record(
     return result.model_dump(mode="json")
 
 
+def _keep_previous_evaluation(run: RunStore) -> None:
+    """Before a re-evaluation replaces result.json and samples.png: copy them to evals/<UTC time>/ (nothing the
+    runner wrote is lost)."""
+    try:
+        previous = run.store.read(run.key(RESULT_FILE))
+    except KeyError:
+        return
+    folder = f"evals/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    run.store.write(run.key(f"{folder}/{RESULT_FILE}"), previous)
+    try:
+        run.store.write(run.key(f"{folder}/samples.png"), run.store.read(run.key("samples.png")))
+    except KeyError:
+        pass
+
+
 def _result(cfg: RunConfig, trainer: Trainer, ev: Evaluation, device: torch.device, wall_s: float) -> RunResult:
     return RunResult(
         experiment=cfg.experiment,
         profile=cfg.profile,
         seed=cfg.seed,
+        smoke=cfg.smoke,
         run_id=cfg.run_id,
         config_hash=cfg.config_hash,
         iterations=trainer.step,

@@ -62,7 +62,9 @@ class RunLogs:
                 run.store.download(key, self.dir / name)
         self._truncate_metrics(start_step, log)
         self.metrics = open(self.dir / METRICS_FILE, "a")
-        self.writer = SummaryWriter(str(self.dir), purge_step=start_step or None)
+        # Events after the checkpoint we resume from are dropped (a resume from an older checkpoint logs them
+        # again); those at its step stay: purging from start_step would hide that step's scalars and images.
+        self.writer = SummaryWriter(str(self.dir), purge_step=start_step + 1 if start_step else None)
         self.last_progress = time.monotonic()
 
     def _truncate_metrics(self, start_step: int, log: Callable[[str], None]) -> None:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig
 from runner.errors import EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_USER_ERROR, Diverged, Preempted, UserError
+from runner.report.sweep import record_sweep
 from runner.result import RESULT_FILE, RunResult
 from runner.store import RunStore, Store, open_store
 
@@ -64,6 +65,7 @@ def plan_sweep(
     names: list[str] | None,
     seeds: list[int] | None,
     overrides: dict[str, Any],
+    smoke: bool = False,
 ) -> SweepPlan:
     """Resolve every run (UserError on any bad name or value); experiments and seeds default to the file's."""
     chosen = names or list(experiments.experiments)
@@ -72,7 +74,7 @@ def plan_sweep(
     seeds = seeds if seeds is not None else experiments.seeds()
     if len(set(seeds)) != len(seeds):
         raise UserError("--seeds: a seed is listed twice")
-    runs = [experiments.resolve(name, profile, seed, overrides) for name in chosen for seed in seeds]
+    runs = [experiments.resolve(name, profile, seed, overrides, smoke) for name in chosen for seed in seeds]
     return SweepPlan(runs)
 
 
@@ -128,20 +130,26 @@ def run_in_process(plan: SweepPlan, store_uri: str, overall: tqdm, outcome: Swee
     def log(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
 
+    from runner.cli import result_line
+
     for cfg in plan.remaining:
         overall.set_postfix_str(cfg.run_id)
         try:
-            execute(cfg, store_uri, log, progress_position=1)
+            result = execute(cfg, store_uri, log, progress_position=1)
         except Diverged as err:
             outcome.failed[cfg.run_id] = (EXIT_DIVERGED, f"diverged: {err}")
+            log(f"{cfg.run_id}: diverged: {err}")
         except UserError as err:
             outcome.failed[cfg.run_id] = (EXIT_USER_ERROR, f"error: {err}")
+            log(f"{cfg.run_id}: error: {err}")
         else:
             outcome.done.append(cfg.run_id)
+            log(result_line(result))
         overall.update()
 
 
 def _child_command(cfg: RunConfig, store_uri: str, config: str, extra_sets: list[str]) -> list[str]:
+    smoke = ["--smoke"] if cfg.smoke else []
     return [
         sys.executable,
         "-m",
@@ -160,6 +168,7 @@ def _child_command(cfg: RunConfig, store_uri: str, config: str, extra_sets: list
         "--set",
         "runtime.progress=false",
         *[arg for item in extra_sets for arg in ("--set", item)],
+        *smoke,
     ]
 
 
@@ -234,6 +243,7 @@ def sweep(
     overrides: list[str],
     config: str = DEFAULT_CONFIG_FILE,
     log: Callable[[str], None] = print,
+    smoke: bool = False,
 ) -> None:
     """Run the sweep, then summarize the store; a run that did not finish makes it raise (after the summary)."""
     from runner.config import parse_overrides
@@ -247,11 +257,12 @@ def sweep(
     if device is not None:
         values["runtime.device"] = device
         extra.append(f'runtime.device="{device}"')
-    plan = plan_sweep(experiments, profile, names, seeds, values)
+    plan = plan_sweep(experiments, profile, names, seeds, values, smoke)
     check_plan_inputs(plan)
     store = open_store(store_uri)
     store.check()
     plan.finished = finished_runs(store, plan.runs)
+    record_sweep(store, [cfg.run_id for cfg in plan.runs])
     log(f"sweep: {len(plan.runs)} runs ({len(plan.finished)} finished, {len(plan.remaining)} to run) in {store.uri}")
     outcome = SweepOutcome()
     overall = tqdm(total=len(plan.runs), initial=len(plan.finished), desc="sweep", unit="run", position=0)
@@ -266,5 +277,5 @@ def sweep(
     if plan.finished or outcome.done:
         from runner.report import summarize
 
-        summarize(store.uri, str(store.local_path("summary.csv") or "summary.csv"), config)
+        summarize(store.uri, None, config)
     outcome.raise_failures()

@@ -329,7 +329,8 @@ CASES = [
     case("sweep-exp-unknown", "sweep --exp baseline,nope --seeds 0", "unknown experiment 'nope'"),
     case("sweep-exp-twice", "sweep --exp baseline,baseline --seeds 0", "listed twice"),
     case("sweep-device", "sweep --device tpu", "--device tpu"),
-    case("bench-config", "bench --config huge", "--config huge"),
+    case("bench-preset", "bench --preset huge", "--preset huge"),
+    case("bench-config-deprecated-name", "bench --config huge", "--config huge"),
     case("bench-iterations-zero", "bench --iterations 0", "--iterations 0"),
     case("bench-warmup-negative", "bench --warmup -1", "--warmup -1"),
     case("bench-device", "bench --device tpu", "--device tpu"),
@@ -407,7 +408,7 @@ CASES = [
     case("set-sweep", "sweep --exp baseline --seeds 0 --set sgld.stepz=1", "sgld.stepz: unknown key"),
     case("set-sweep-quote", 'sweep --exp baseline --seeds 0 --set "a=\'b"', "No closing quotation"),
     case("set-bench-seed", "bench --set seed=5", "seed: not a setting"),
-    case("set-bench-channels", "bench --config tiny --set ebm.channels=[0]", "ebm.channels"),
+    case("set-bench-channels", "bench --preset tiny --set ebm.channels=[0]", "ebm.channels"),
     case("set-worker", "worker --exp baseline --set sgld.steps=-3", "sgld.steps"),
     # --- .npz files ---------------------------------------------------------------------------------------
     case("npz-missing", f"{LOCAL} --ood missing.npz", "missing.npz: no such file"),

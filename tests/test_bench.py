@@ -38,7 +38,10 @@ def test_optimized_and_plain_paths_agree(experiment):
         torch.manual_seed(fast.step + 7)
         fast_metrics = fast.train_step()
         for name, value in vars(plain_metrics).items():
-            assert getattr(fast_metrics, name) == pytest.approx(value, rel=1e-4, abs=1e-6), name
+            # z(x) carries the encoder's channels-last BatchNorm rounding and an occasional flipped ReLU (measured
+            # in docs/FIDELITY.md, "Precision"): its mean cosine with u, a number in [-1, 1], gets an absolute bound
+            tolerance = {"abs": 1e-4} if name == "latent_alignment" else {"rel": 1e-4, "abs": 1e-6}
+            assert getattr(fast_metrics, name) == pytest.approx(value, **tolerance), name
         torch.testing.assert_close(fast.sampler.buffer, plain.sampler.buffer, rtol=1e-4, atol=1e-5)
     for (name, p), q in zip(plain.ebm.state_dict().items(), fast.ebm.state_dict().values(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)

@@ -139,7 +139,7 @@ class Resolved(Exception):
 
 
 def test_the_worker_resolves_the_config_hash_its_job_was_named_for(tmp_path, monkeypatch):
-    def capture(cfg, store_uri):
+    def capture(cfg, store_uri, **options):
         raise Resolved(cfg, store_uri)
 
     monkeypatch.setattr(runner.run, "execute", capture)

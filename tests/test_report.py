@@ -28,6 +28,7 @@ from runner.report import (
     summary_columns,
     welch_interval,
 )
+from runner.report.sweep import asked_runs, missing_grid, record_sweep, seed_ranges
 from runner.store import RunStore, Store, open_store
 from tests.runs import local_args, run_cli
 
@@ -102,6 +103,12 @@ def populate(store: Store) -> None:
     store.write("mae-tiny-s0/result.json", json.dumps({"accuracy": 0.93, "epochs": 10}).encode())
     store.write("byol-tiny-s1/result.json", json.dumps(result("byol", 1, "12.5", (0.7, 0.7), (0.9, 0.9))).encode())
     RunStore(store, "moco-tiny-s1").save_checkpoint(300, b"a checkpoint")
+    record_sweep(store, ASKED)
+
+
+# what the sweeps into the populated store asked for: six experiments x seeds 0-2 of the tiny profile
+EXPERIMENTS = ("baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm")
+ASKED = [f"{exp}-tiny-s{seed}" for exp in EXPERIMENTS for seed in range(3)]
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -304,14 +311,20 @@ def test_summarize_local_store(tmp_path):
     expected_missing = [
         "byol-tiny-s0",
         "byol-tiny-s2",
-        "moco-tiny-s2",
         "mae-tiny-s1",
         "mae-tiny-s2",
+        "moco-tiny-s2",
         "plain_ebm-tiny-s1",
         "plain_ebm-tiny-s2",
     ]
     assert report.missing == expected_missing
-    assert "missing (7)" in stdout and all(f"  {run_id}\n" in stdout + "\n" for run_id in expected_missing)
+    grid = stdout.split("missing (7 of the 18 runs the sweeps asked for):\n")[1].splitlines()[:4]
+    assert [line.split() for line in grid] == [
+        ["byol", "tiny", "seeds", "0", "2"],
+        ["mae", "tiny", "seeds", "1-2"],
+        ["moco", "tiny", "seeds", "2"],
+        ["plain_ebm", "tiny", "seeds", "1-2"],
+    ]
 
     # the printed table
     table = stdout.splitlines()
@@ -409,6 +422,7 @@ def test_partial_sweep_with_nothing_finished(tmp_path):
     RunStore(store, "baseline-tiny-s0").save_checkpoint(100, b"x")
     RunStore(store, "baseline-tiny-s0").save_checkpoint(200, b"y")
     store.write("byol-tiny-s0/config.json", b"{}")
+    record_sweep(store, ["baseline-tiny-s0", "baseline-tiny-s1", "byol-tiny-s0"])
     report, stdout, _ = run_summarize(str(tmp_path / "runs"), tmp_path)
     assert report.scan.running == {"baseline-tiny-s0": "step 200", "byol-tiny-s0": "no checkpoint yet"}
     assert "running (2)" in stdout and "nothing written" in stdout
@@ -416,12 +430,41 @@ def test_partial_sweep_with_nothing_finished(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_runs_not_listed_without_a_config(tmp_path, monkeypatch):
+def test_no_runs_are_missing_from_a_store_no_sweep_ran_into(tmp_path, monkeypatch):
+    """Runs made by `local` alone: nothing was asked, so nothing is listed as missing (not the config's sweep)."""
     store = open_store(str(tmp_path / "runs"))
     store.write("baseline-tiny-s0/result.json", json.dumps(result(*RUNS[0])).encode())
     monkeypatch.chdir(tmp_path)
     report, stdout, _ = run_summarize(str(tmp_path / "runs"), tmp_path, config="experiments.toml")
-    assert report.missing is None and "missing: not listed" in stdout
+    assert report.missing is None and "missing (" not in stdout and "missing:" not in stdout
+
+
+def test_the_sweep_record_keeps_every_asked_run_and_reads_only_run_ids(tmp_path):
+    """sweep.json is the union of the sweeps' runs; entries that are not run ids (it is data) are ignored."""
+    store = open_store(str(tmp_path / "runs"))
+    record_sweep(store, ["baseline-tiny-s0", "byol-tiny-smoke-s1"])
+    record_sweep(store, ["baseline-tiny-s1"])
+    assert asked_runs(store) == ["baseline-tiny-s0", "baseline-tiny-s1", "byol-tiny-smoke-s1"]
+    store.write("sweep.json", json.dumps({"asked": ["../../etc", 3, "baseline-tiny-s2"]}).encode())
+    assert asked_runs(store) == ["baseline-tiny-s2"]
+    store.write("sweep.json", b"[1, 2")
+    assert asked_runs(store) is None
+
+
+@pytest.mark.parametrize(
+    ("seeds", "text"), [([0, 1, 2, 3], "0-3"), ([4, 0, 2, 1], "0-2 4"), ([7], "7"), ([0, 2, 4], "0 2 4")]
+)
+def test_seed_ranges_are_compact(seeds, text):
+    assert seed_ranges(seeds) == text
+
+
+def test_missing_grid_is_one_line_per_experiment_and_variant():
+    lines = missing_grid(["mae-tiny-s0", "mae-tiny-s1", "mae-tiny-smoke-s3", "byol-paper-s2"])
+    assert [line.split() for line in lines] == [
+        ["mae", "tiny", "seeds", "0-1"],
+        ["mae", "tiny-smoke", "seeds", "3"],
+        ["byol", "paper", "seeds", "2"],
+    ]
 
 
 def test_empty_missing_or_unreadable_stores_are_user_errors(tmp_path):
@@ -535,3 +578,44 @@ def test_a_collapsed_run_is_flagged_counted_in_the_mean_and_named(tmp_path):
     _, runs = read_csv(tmp_path / "out" / "summary_runs.csv")
     assert [r["collapsed"] for r in runs] == ["false", "false", "true"]
     assert "96.67 ± 89.63 (1 of 3 collapsed)" in printed
+
+
+# --- where the outputs go ----------------------------------------------------------------------------------
+OUTPUT_NAMES = ["samples_grid.png", "summary.csv", "summary.png", "summary_runs.csv"]
+
+
+def test_summarize_writes_beside_a_local_store_by_default(tmp_path, monkeypatch):
+    """No --out: the CSVs and PNGs go into the store's directory, nothing into the working directory."""
+    store_dir = tmp_path / "runs"
+    populate(open_store(str(store_dir)))
+    (tmp_path / "experiments.toml").write_text(CONFIG)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    report = summarize(str(store_dir), None, str(tmp_path / "experiments.toml"), lambda line: None, lambda line: None)
+    assert sorted(path.name for path in report.files.values()) == OUTPUT_NAMES
+    assert all(path.parent == store_dir for path in report.files.values())
+    check_summary_csv(store_dir / "summary.csv")
+    assert list(cwd.iterdir()) == []
+
+
+def test_summarize_uploads_every_file_it_writes_to_an_s3_store(s3_bucket, tmp_path, monkeypatch):
+    """No --out on S3: the CSVs and PNGs are uploaded beside the runs (as tensorboard/ is), none left locally."""
+    uri = f"s3://{s3_bucket}/ablation"
+    store = open_store(uri)
+    populate(store)
+    (tmp_path / "experiments.toml").write_text(CONFIG)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    lines: list[str] = []
+    summarize(uri, None, str(tmp_path / "experiments.toml"), lines.append, lambda line: None)
+    root_files = sorted(key for key in store.list("") if "/" not in key)
+    assert root_files == sorted([*OUTPUT_NAMES, "sweep.json"])
+    store.download("summary.csv", tmp_path / "downloaded" / "summary.csv")
+    check_summary_csv(tmp_path / "downloaded" / "summary.csv")
+    assert list(cwd.iterdir()) == [] and any(
+        line.startswith("uploaded samples_grid.png") or "summary.csv" in line
+        for line in lines
+        if line.startswith("uploaded")
+    )

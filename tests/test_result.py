@@ -15,6 +15,7 @@ def fields(**changes) -> dict:
         "experiment": "baseline",
         "profile": "tiny",
         "seed": 1,
+        "smoke": False,
         "run_id": "baseline-tiny-s1",
         "config_hash": "9d9c4f029f2e",
         "iterations": 40,
@@ -131,3 +132,13 @@ def test_a_result_written_before_the_flag_gets_it_from_its_fids():
     assert RunResult.from_json(json.dumps(older).encode()).collapsed is True
     older = {key: value for key, value in fields(fid=None).items() if key != "collapsed"}
     assert RunResult.from_json(json.dumps(older).encode()).collapsed is None
+
+
+def test_a_smoke_result_has_the_smoke_run_id_and_old_files_are_real_runs():
+    """smoke = true goes with <experiment>-<profile>-smoke-s<seed>; a file written before the flag is a real run."""
+    smoke = fields(smoke=True, run_id="baseline-tiny-smoke-s1")
+    assert RunResult.from_json(written_by_run_py(smoke), "baseline-tiny-smoke-s1").smoke is True
+    with pytest.raises(ValueError, match="does not match 'baseline-tiny-smoke-s1'"):
+        RunResult.from_json(written_by_run_py(fields(smoke=True)))
+    old = {key: value for key, value in fields().items() if key != "smoke"}
+    assert RunResult.from_json(written_by_run_py(old)).smoke is False

@@ -122,7 +122,7 @@ def test_crafted_pickle_inside_a_checkpoint(workdir, tmp_path, capsys, kind):
     marker = tmp_path / "marker"
     plant_checkpoint(workdir / "runs", crafted(marker, kind))
     before = snapshot(workdir)
-    assert_refused(run_main(tiny_local("runs"), capsys), "checkpoint refused")
+    assert_refused(run_main(tiny_local("runs", "--reeval"), capsys), "checkpoint refused")
     assert not marker.exists()
     assert snapshot(workdir) == before
 
@@ -220,7 +220,7 @@ def test_forged_checkpoint_fields_are_refused(workdir, capsys, name):
         torch.save(state, buffer)
     plant_checkpoint(store, buffer.getvalue())
     before = snapshot(workdir)
-    assert_refused(run_main(tiny_local("runs"), capsys), "checkpoint refused")
+    assert_refused(run_main(tiny_local("runs", "--reeval"), capsys), "checkpoint refused")
     assert snapshot(workdir) == before
 
 
@@ -232,7 +232,7 @@ def test_a_latest_pointer_with_another_step_is_refused(workdir, capsys, step):
     pointer = json.loads(pointer_path.read_text())
     pointer_path.write_text(json.dumps(pointer | {"step": step}))
     before = snapshot(workdir)
-    assert_refused(run_main(tiny_local("runs"), capsys), "checkpoint refused: ckpt/LATEST gives step")
+    assert_refused(run_main(tiny_local("runs", "--reeval"), capsys), "checkpoint refused: ckpt/LATEST gives step")
     assert snapshot(workdir) == before
 
 
@@ -242,7 +242,7 @@ def test_an_unforged_checkpoint_resumes(workdir, capsys):
     buffer = io.BytesIO()
     torch.save(_state(store), buffer)
     plant_checkpoint(store, buffer.getvalue())
-    code, _, err = run_main(tiny_local("runs"), capsys)
+    code, _, err = run_main(tiny_local("runs", "--reeval"), capsys)
     assert code == 0, err
     assert f"resumed {RUN} at step 2" in err
 
@@ -273,7 +273,7 @@ def test_keys_with_dot_dot_planted_in_a_bucket_write_nothing_outside_the_run(
     stored = {item["Key"] for item in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert set(PLANTED) <= stored  # the keys really are in the bucket, unnormalised
     before = snapshot(tmp_path, skip=("cache",))
-    code, out, err = run_main(tiny_local(f"s3://{s3_bucket}/runs"), capsys)
+    code, out, err = run_main(tiny_local(f"s3://{s3_bucket}/runs", "--reeval"), capsys)
     assert code == 0, err
     assert f"resumed {RUN} at step 2" in err and "Traceback" not in out + err
     assert snapshot(tmp_path, skip=("cache",)) == before  # the run's temporary directory is gone, nothing else new

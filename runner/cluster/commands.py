@@ -46,11 +46,13 @@ def _seed_flag(value: Any) -> int | None:
     return value
 
 
-def _prepare(config: str, exp: Any, image: Any = None) -> tuple[ClusterConfig, list["V1Job"]]:
+def _prepare(
+    config: str, exp: Any, image: Any = None, profile: str | None = None, seed: int | None = None
+) -> tuple[ClusterConfig, list["V1Job"]]:
     """(cluster table, Jobs) for the sweep, everything validated before any request is sent."""
     render, _ = _kube()
     experiments = ExperimentsFile(config)
-    cluster = load_cluster(experiments, _text_flag("image", image))
+    cluster = load_cluster(experiments, _text_flag("image", image), _text_flag("profile", profile), _seed_flag(seed))
     return cluster, render.render_jobs(experiments, cluster, _text_flag("exp", exp))
 
 
@@ -72,9 +74,22 @@ def _api(cluster: ClusterConfig) -> "KubeApi":
 class ClusterCommands:
     """Kubernetes: one Job per experiment x seed, from experiments.toml [cluster]."""
 
-    def render(self, exp: str | None = None, image: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
-        """Print the sweep's Jobs (or one experiment's) as multi-document YAML; nothing is sent anywhere."""
-        _, jobs = _prepare(config, exp, image)
+    def render(
+        self,
+        exp: str | None = None,
+        profile: str | None = None,
+        seed: Annotated[int, Field(ge=0)] | None = None,
+        image: str | None = None,
+        config: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
+        """Print the sweep's Jobs as multi-document YAML: the offline view of `submit`; nothing is sent anywhere.
+
+        Flags:
+          exp: only this experiment's Jobs
+          profile: the profile of the Jobs (default: [cluster] profile)
+          seed: only this seed's Jobs (default: [cluster] seeds, else [sweep] seeds)
+        """
+        _, jobs = _prepare(config, exp, image, profile, seed)
         print(_kube()[0].to_yaml(jobs), end="")
 
     def submit(
@@ -87,13 +102,23 @@ class ClusterCommands:
     ) -> None:
         """Create the missing Jobs on the current kube context; existing ones are reported, never duplicated.
 
-        A Job of the same run with another config hash is a conflict: reported (exit 2) unless --replace,
-        which deletes it (and its pods) and creates the new one. --dry-run asks the API server to check
-        every request without persisting anything.
+        A Job of the same run with another config hash is a conflict: reported (exit 2) unless --replace.
+
+        Flags:
+          exp: only this experiment's Jobs
+          dry_run: ask the API server to check every Job without creating any (needs the cluster; `render` is
+            the offline view)
+          replace: delete a conflicting Job (and its pods) and create the new one
         """
         cluster, jobs = _prepare(config, exp, image)
-        api = _api(cluster)
-        outcomes = submit.submit_jobs(api, jobs, bool(dry_run), bool(replace))
+        try:
+            api = _api(cluster)
+            outcomes = submit.submit_jobs(api, jobs, bool(dry_run), bool(replace))
+        except UserError as err:
+            if not dry_run:
+                raise
+            why = "submit --dry-run asks the cluster's API server to check every Job"
+            raise UserError(f"{err} ({why}; `python -m runner render` shows the Jobs offline)") from None
         prefix = "would " if dry_run else ""
         verbs = {"created": "create", "replaced": "replace"}
         for outcome in outcomes:
@@ -118,10 +143,15 @@ class ClusterCommands:
         interval: Annotated[float, Field(gt=0, le=86400)] = 10.0,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
-        """A table of the sweep's Jobs: phase (queued in Kueue or running), restarts, and the run's progress from
-        the store: step/iterations, last checkpoint, it/s, ETA, last loss, FID once finished (AUROCs below).
+        """A table of the sweep's Jobs with their runs' progress from the store.
 
-        --watch refreshes it every --interval seconds (default 10) until Ctrl-C.
+        Per Job: phase (queued in Kueue or running), restarts, and the run's step/iterations, last checkpoint,
+        it/s, ETA, last loss, FID once finished (AUROCs below).
+
+        Flags:
+          exp: only this experiment's Jobs
+          watch: refresh the table every --interval seconds until Ctrl-C
+          interval: seconds between refreshes with --watch
         """
         cluster, name = _cluster(config, exp)
         api = _api(cluster)
@@ -152,7 +182,13 @@ class ClusterCommands:
         follow: bool = False,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
-        """The worker log of an experiment's Jobs (the newest pod of each); --follow streams one seed's log."""
+        """The worker log of an experiment's Jobs (the newest pod of each), or one seed's log as it grows.
+
+        Flags:
+          exp: the experiment whose Jobs' logs to print
+          seed: only this seed's Job
+          follow: stream the log of one Job (with --seed when the experiment has several) until it ends
+        """
         if not _text_flag("exp", exp):
             raise UserError("--exp NAME is required (see `python -m runner status`)")
         cluster, name = _cluster(config, exp)
@@ -169,7 +205,11 @@ class ClusterCommands:
         logs.print_logs(api, jobs, label_selector)
 
     def cancel(self, exp: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
-        """Delete the sweep's Jobs (or one experiment's) and their pods; checkpoints stay in the store."""
+        """Delete the sweep's Jobs (or one experiment's) and their pods; checkpoints stay in the store.
+
+        Flags:
+          exp: only this experiment's Jobs
+        """
         cluster, name = _cluster(config, exp)
         api = _api(cluster)
         label_selector = names.selector(cluster.sweep, name)

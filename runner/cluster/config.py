@@ -183,8 +183,11 @@ def _pydantic_line(err: ValidationError) -> str:
     return f"{where}: {message[:1].lower()}{message[1:]}{got}"
 
 
-def load_cluster(experiments: ExperimentsFile, image: str | None = None) -> ClusterConfig:
-    """The validated [cluster] table (image replaced by `image` when given); UserError names the key."""
+def load_cluster(
+    experiments: ExperimentsFile, image: str | None = None, profile: str | None = None, seed: int | None = None
+) -> ClusterConfig:
+    """The validated [cluster] table (image, profile and seeds replaced by `image`, `profile` and [`seed`] when
+    given); UserError names the key."""
     source = f"{experiments.path} [cluster]"
     if not experiments.cluster:
         raise UserError(f"{experiments.path}: no [cluster] table (README.md, 'Running on Kubernetes', shows one)")
@@ -193,7 +196,10 @@ def load_cluster(experiments: ExperimentsFile, image: str | None = None) -> Clus
             check_image(image)
         except ValueError as err:
             raise UserError(f"--image: {err}") from None
+    if profile is not None and profile not in experiments.profiles:
+        raise UserError(f"--profile {profile}: unknown profile (known: {', '.join(experiments.profiles)})")
     table = dict(experiments.cluster) | ({"image": image} if image else {})
+    table |= ({"profile": profile} if profile is not None else {}) | ({"seeds": [seed]} if seed is not None else {})
     try:
         cluster = ClusterConfig.model_validate(table)
     except ValidationError as err:

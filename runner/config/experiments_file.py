@@ -16,7 +16,7 @@ from runner.config.schema import SETTABLE_PATHS, RunConfig
 from runner.config.sections import MAX_SEED, NAME_PATTERN, Section
 from runner.errors import UserError
 
-TOP_LEVEL_TABLES = ("defaults", "profiles", "experiments", "sweep", "cluster")
+TOP_LEVEL_TABLES = ("defaults", "profiles", "experiments", "smoke", "sweep", "cluster")
 NOT_A_SETTING = ("description",)  # keys a profile or experiment may carry that are not config values
 MAX_FILE_BYTES = 1 << 20
 
@@ -118,6 +118,8 @@ class ExperimentsFile:
         self.profiles = _named_tables(raw, "profiles", self.path)
         self.experiments = _named_tables(raw, "experiments", self.path)
         self.cluster: dict[str, Any] = raw.get("cluster", {})
+        self.smoke: dict[str, Any] = raw.get("smoke", {})  # the settings --smoke applies over any profile
+        self._layer(self.smoke, f"{self.path} [smoke]")  # its keys checked now: a typo there is found at once
         try:
             self.sweep = SweepConfig.model_validate(raw.get("sweep", {}))
         except ValidationError as err:
@@ -147,16 +149,23 @@ class ExperimentsFile:
         return experiment, profile
 
     def resolve(
-        self, experiment: str, profile: str, seed: int = 0, overrides: dict[str, Any] | None = None
+        self,
+        experiment: str,
+        profile: str,
+        seed: int = 0,
+        overrides: dict[str, Any] | None = None,
+        smoke: bool = False,
     ) -> RunConfig:
-        """The validated config of one run: defaults <- profile <- experiment <- overrides."""
+        """The validated config of one run: defaults <- profile <- experiment [<- smoke] <- overrides."""
         experiment, profile = self.check_names(experiment, profile)
         merged = self._layer(self.defaults, f"{self.path} [defaults]")
         merged |= self._layer(self.profiles[profile], f"{self.path} [profiles.{profile}]")
         merged |= self._layer(self.experiments[experiment], f"{self.path} [experiments.{experiment}]")
+        if smoke:
+            merged |= self._layer(self.smoke, f"{self.path} [smoke]")
         merged |= self._layer(unflatten(overrides or {}), "--set")
         values = {path: value for path, (value, _) in merged.items()}
-        values |= {"experiment": experiment, "profile": profile, "seed": seed}
+        values |= {"experiment": experiment, "profile": profile, "seed": seed, "smoke": smoke}
         try:
             return RunConfig.model_validate(unflatten(values, str(self.path)))
         except ValidationError as err:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
 
+from runner import layout
 from runner.clel.crl import METHODS, NO_ENCODER, MethodSettings
 from runner.config.sections import (
     MAX_SEED,
@@ -79,6 +80,7 @@ class RunConfig(Section):
     experiment: str = Field(pattern=f"^{NAME_PATTERN}$")
     profile: str = Field(pattern=f"^{NAME_PATTERN}$")
     seed: int = Field(ge=0, le=MAX_SEED)
+    smoke: bool = False  # a smoke run ([smoke] applied): its own run id, never mixed with real results
     data: DataConfig
     ebm: EBMConfig
     energy: EnergyConfig
@@ -116,13 +118,19 @@ class RunConfig(Section):
         return self
 
     @property
+    def variant(self) -> str:
+        """The run id's variant part: 'smoke' for a smoke run, '' for a real one (runner.layout)."""
+        return layout.variant_of(self.smoke)
+
+    @property
     def run_id(self) -> str:
-        """<experiment>-<profile>-s<seed>: the run's directory name in the store."""
-        return f"{self.experiment}-{self.profile}-s{self.seed}"
+        """<experiment>-<profile>[-<variant>]-s<seed>: the run's directory name in the store."""
+        return layout.run_id(self.experiment, self.profile, self.seed, self.variant)
 
     def hashed_dict(self) -> dict[str, Any]:
-        """Everything that determines the result: the config without its runtime section."""
-        return self.model_dump(mode="json", exclude={"runtime"})
+        """Everything that determines the result: the config without its runtime section (and without the smoke
+        marker, whose settings are in the values themselves)."""
+        return self.model_dump(mode="json", exclude={"runtime", "smoke"})
 
     @property
     def config_hash(self) -> str:
@@ -151,4 +159,4 @@ def leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 # Keys a config file or --set may give; experiment, profile and seed come from the command line.
-SETTABLE_PATHS = frozenset(leaf_paths(RunConfig) - {"experiment", "profile", "seed"})
+SETTABLE_PATHS = frozenset(leaf_paths(RunConfig) - {"experiment", "profile", "seed", "smoke"})

@@ -6,13 +6,16 @@ from runner.config import DEFAULT_CONFIG_FILE
 class ReportCommands:
     """The summarize subcommand."""
 
-    def summarize(self, store: str = "runs", out: str = "summary.csv", config: str = DEFAULT_CONFIG_FILE) -> None:
+    def summarize(self, store: str = "runs", out: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
         """Aggregate a store's results over seeds: CSVs, plots, TensorBoard HParams; list running and missing runs.
 
-        Writes --out (one row per experiment x profile), <stem>_runs.csv (one row per run), <stem>.png and
-        samples_grid.png beside it, and <store>/tensorboard/ for `tensorboard --logdir <store>`. Missing runs are
-        the sweep of --config ([sweep] seeds x experiments x the profiles seen) without a run directory.
+        Writes summary.csv (one row per experiment x profile), summary_runs.csv (one row per run), summary.png and
+        samples_grid.png into the store (uploaded, for S3), and <store>/tensorboard/ for `tensorboard --logdir
+        <store>`. Missing runs are those the store's sweeps asked for (its sweep.json) without a run directory.
+
+        Flags:
+          out: a local summary.csv to write instead (its siblings beside it; an S3 store still gets its copies)
         """
         from runner.report.summary import summarize  # numpy, scipy and matplotlib only when summarizing
 
-        summarize(str(store), str(out), str(config))
+        summarize(str(store), None if out is None else str(out), str(config))

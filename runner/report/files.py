@@ -5,6 +5,8 @@ from pathlib import Path
 from runner.atomic_file import write_atomic
 from runner.errors import UserError
 
+SUMMARY_FILE = "summary.csv"  # summarize's default output, in the store's root
+
 
 def output_paths(out: str) -> dict[str, Path]:
     """summary: <out>; runs: <stem>_runs.csv; plot: <stem>.png; samples: samples_grid.png, all beside <out>."""

@@ -1,18 +1,19 @@
 """`summarize`: read a store, print the table and the runs still to come, write the CSVs, plots and HParams."""
 
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.config import DEFAULT_CONFIG_FILE
 from runner.errors import UserError
-from runner.report.files import check_outputs, output_paths, write_output
+from runner.report.files import SUMMARY_FILE, check_outputs, output_paths, write_output
 from runner.report.hparams import TENSORBOARD_DIR, write_hparams
 from runner.report.plots import plot_samples, plot_summary
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import Group, group_runs, metric_keys
-from runner.report.sweep import load_config, missing_runs
+from runner.report.sweep import asked_runs, load_config, missing_grid, missing_runs
 from runner.report.table import csv_text, format_table, run_columns, run_row, summary_columns, summary_rows
 
 
@@ -27,17 +28,18 @@ class SummaryReport:
     tensorboard_keys: list[str]
 
 
-def _print_progress(scan: StoreScan, missing: list[str] | None, seeds: list[int], log: Callable[[str], None]) -> None:
+def _print_progress(scan: StoreScan, asked: list[str] | None, log: Callable[[str], None]) -> None:
     if scan.running:
         log(f"running ({len(scan.running)}): checkpoints or a config but no result.json")
         log("\n".join(f"  {run_id:<28} {state}" for run_id, state in scan.running.items()))
-    if missing is None:
-        log("missing: not listed (no experiments.toml here; pass --config)")
-    elif missing:
-        log(f"missing ({len(missing)}) from the sweep (experiments x profiles seen x seeds {seeds}):")
-        log("\n".join(f"  {run_id}" for run_id in missing))
+    if asked is None:
+        return  # no sweep ran into this store: nothing was asked, so nothing is missing
+    missing = missing_runs(asked, scan)
+    if missing:
+        log(f"missing ({len(missing)} of the {len(asked)} runs the sweeps asked for):")
+        log("\n".join(missing_grid(missing)))
     else:
-        log(f"missing: none (sweep seeds {seeds})")
+        log(f"missing: none of the {len(asked)} runs the sweeps asked for")
 
 
 def _stderr(line: str) -> None:
@@ -46,16 +48,35 @@ def _stderr(line: str) -> None:
 
 def summarize(
     store_uri: str,
-    out: str = "summary.csv",
+    out: str | None = None,
     config: str = DEFAULT_CONFIG_FILE,
     log: Callable[[str], None] = print,
     warn: Callable[[str], None] = _stderr,
 ) -> SummaryReport:
-    """Summarize a store: CSVs, plots and TensorBoard HParams; prints the table and the runs still to come."""
-    files = output_paths(out)
-    check_outputs(files)
+    """Summarize a store: CSVs, plots and TensorBoard HParams; prints the table and the runs still to come.
+
+    The files go beside the runs: into a local store, or uploaded to an S3 store (and kept at --out, when given,
+    which is otherwise the store's own summary.csv).
+    """
     experiments = load_config(config)
     store = open_checked(store_uri)
+    local_root = store.local_path("")
+    with tempfile.TemporaryDirectory(prefix="clel-summary-") as scratch:
+        if out is None:
+            out = str((local_root if local_root is not None else Path(scratch)) / SUMMARY_FILE)
+        files = output_paths(out)
+        check_outputs(files)
+        report = _summarize(store, files, experiments, log, warn)
+        if local_root is None:
+            for path in report.files.values():
+                store.upload(path.name, path)
+            log(f"uploaded {', '.join(path.name for path in report.files.values())} to {store.uri}")
+        return report
+
+
+def _summarize(
+    store, files: dict[str, Path], experiments, log: Callable[[str], None], warn: Callable[[str], None]
+) -> SummaryReport:
     tensorboard = store.local_path(TENSORBOARD_DIR)
     if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
         raise UserError(f"store {store.uri}: {TENSORBOARD_DIR} is not a directory; move it away")
@@ -65,15 +86,14 @@ def summarize(
     if not scan.results and not scan.running:
         skipped = f" ({len(scan.skipped)} unreadable result.json skipped)" if scan.skipped else ""
         raise UserError(f"store {store.uri}: no finished or running runs to summarize{skipped}")
-    missing = missing_runs(experiments, scan) if experiments else None
-    seeds = experiments.seeds() if experiments else []
+    asked = asked_runs(store)
     order = list(experiments.experiments) if experiments else []
     groups = group_runs(scan.results, order)
     metrics = metric_keys(scan.results)
-    report = SummaryReport(scan, groups, missing, {}, [])
+    report = SummaryReport(scan, groups, asked and missing_runs(asked, scan), {}, [])
     if groups:
         log(format_table(groups, metrics))
-    _print_progress(scan, missing, seeds, log)
+    _print_progress(scan, asked, log)
     if not groups:
         log("no finished runs yet: nothing written")
         return report
