@@ -7,7 +7,7 @@ STORE ?= runs
 EXP ?= baseline
 PROFILE ?= tiny
 
-.PHONY: setup run sweep test test-fast lint lock image submit kind-test clean
+.PHONY: setup run smoke sweep test test-fast lint lock image submit kind-test clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) -m runner local --exp $(EXP) --profile $(PROFILE) --store $(STORE)
 	$(PY) -m runner summarize --store $(STORE)
+
+# a smoke run: [smoke] of experiments.toml over the profile (10 iterations, a small evaluation), its own run id
+smoke: $(STAMP)
+	$(PY) -m runner local --exp $(EXP) --profile $(PROFILE) --store $(STORE) --smoke
 
 # the whole matrix of a profile here (every experiment x [sweep] seeds), then the summary; PARALLEL=N processes
 PARALLEL ?= 1

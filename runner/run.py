@@ -136,21 +136,29 @@ def _execute(
         log(f"{cfg.run_id}: already finished in {store.uri}; its stored result (--reeval evaluates it again)")
         return finished.model_dump(mode="json")
     rt = cfg.runtime
+    data_started = time.perf_counter()
     data = load_dataset(cfg.data.dataset, cfg.data.image_size, rt.data_root or None, rt.download)
     ood = ood_sets(data, cfg.data.ood, rt.ood_files, rt.data_root or None, rt.download)
     inception, unavailable = fid_weights(cfg, log)
+    data_s = time.perf_counter() - data_started
     with run.exclusive():
         run.claim(cfg.hashed_dict(), cfg.config_hash, log)
+        train_started = time.perf_counter()
         trainer = Trainer(cfg, data, device)
         wall_s = _restore(run, trainer, log)
         logs = RunLogs(run, trainer.step, log)
         published = False
         try:
             wall_s = _train(cfg, run, trainer, logs, wall_s, sigterm, position)
+            eval_started = time.perf_counter()
             result = _evaluate_and_record(
                 cfg, run, trainer, data, ood, logs, wall_s, (inception, unavailable), log, position
             )
             published = True
+            log(
+                f"{cfg.run_id}: this process: data {data_s:.1f} s, model and training "
+                f"{eval_started - train_started:.1f} s, evaluation {time.perf_counter() - eval_started:.1f} s"
+            )
         except (PointerConflict, UserError):
             raise  # another writer owns the run, or bad input: publish nothing
         except BaseException:

@@ -224,6 +224,17 @@ def check_summary_csv(path: Path) -> None:
     )
     assert got == pytest.approx(welch_reference(*joint), rel=1e-6)
 
+    # verdict columns: Welch's p (scipy), Holm over the family of no_norm_split's five metrics (plain_ebm has one
+    # seed: not tested), the verdict by direction, MDE and seeds at 80% power
+    p_fid = stats.ttest_ind([20.0, 23.0], [10.0, 12.0, 14.0], equal_var=False).pvalue
+    assert float(split["fid_p"]) == pytest.approx(p_fid, rel=1e-6)
+    family = sorted(float(split[f"{key.column}_p"]) for key in METRICS)
+    holm = np.maximum.accumulate([min(1.0, (5 - i) * p) for i, p in enumerate(family)])
+    assert sorted(float(split[f"{key.column}_p_holm"]) for key in METRICS) == pytest.approx(list(holm), rel=1e-6)
+    assert split["auroc_interpolation_marginal_verdict"] in ("worse", "no difference detected")
+    assert float(split["fid_mde"]) > 0 and int(split["fid_seeds_needed"]) >= 2
+    assert base["fid_p"] == base["fid_verdict"] == "" and plain["fid_p"] == ""
+
     # plain_ebm: one seed -> no std and no interval, but a difference; joint AUROC missing -> n 0, empty
     assert (plain["n_seeds"], plain["fid_std"], plain["fid_diff"]) == ("1", "", "18")
     assert plain["fid_diff_ci95_lo"] == plain["fid_diff_ci95_hi"] == ""
@@ -263,7 +274,11 @@ def check_hparams(logdir: Path, run_ids: list[str]) -> None:
     assert domains["experiment"] == ["baseline", "no_norm_split", "plain_ebm"]
     assert domains["seed"] == [0, 1, 2] and domains["use_generated_negatives"] == ["n/a", "true"]
     tags = [info.name.tag for info in experiment.metric_infos]
-    assert tags == ["fid", *(f"auroc/{name}/{score}" for name in SETS for score in ("marginal", "joint"))]
+    metric_tags = ["fid", *(f"auroc/{name}/{score}" for name in SETS for score in ("marginal", "joint"))]
+    assert tags[:5] == metric_tags  # then the verdict columns of the tested metrics (no_norm_split has them all)
+    assert tags[5:] == [
+        f"{tag}/{part}" for tag in metric_tags for part in ("p", "p_holm", "verdict", "mde", "seeds_needed")
+    ]
     sessions = sorted(p.name for p in logdir.iterdir() if p.is_dir())
     assert sessions == sorted(run_ids)
     for name in sessions:
@@ -356,9 +371,11 @@ def test_summarize_local_store(tmp_path):
     assert table[3].split() == ["plain_ebm", "tiny", "1", "30.00", "0.550/-", "0.850/-"]
 
     # plots: FID + 2 OOD-set panels of 400 x 350 px; samples grid 3 groups x 3 seeds of 260 x 290 px
-    assert imread(out / "summary.png").shape[:2] == (350, 3 * 400)
+    # one row of panels (340 px, + 50 px of title): FID and AUROC levels, and a forest panel (360 px) per tested
+    # metric: no_norm_split is tested on all 5
+    assert imread(out / "summary.png").shape[:2] == (340 + 50, (2 + 5) * 360)
     assert imread(out / "samples_grid.png").shape[:2] == (3 * 290, 3 * 260)
-    assert set(report.files) == {"summary", "runs", "plot", "samples"}
+    assert set(report.files) == {"summary", "runs", "plot", "samples", "report"}
 
 
 def test_differences_are_within_a_profile(tmp_path):
@@ -394,7 +411,8 @@ def test_differences_are_within_a_profile(tmp_path):
     )
     assert moco["auroc_svhn_marginal_mean"] == "0.9" and byol["auroc_svhn_marginal_n"] == "0"
     # a row of panels per profile; FID and one panel per OOD set of the profile with the most sets (paper: 3)
-    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (3 * 350, 4 * 400)
+    # a row per profile (other, paper, tiny); the widest has the two level panels and one tested metric (fid)
+    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (3 * 340 + 50, (2 + 1) * 360)
 
 
 def test_rerun_replaces_tensorboard_sessions(tmp_path):
@@ -540,7 +558,7 @@ def test_summarize_s3_store(s3_bucket, tmp_path):
     check_runs_csv(tmp_path / "out" / "summary_runs.csv")
     assert len(warnings) == 3 and any(f"{uri}/moco-tiny-s0/result.json: not valid JSON" in line for line in warnings)
     assert report.scan.running == {"moco-tiny-s1": "step 300"}
-    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (350, 3 * 400)
+    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (340 + 50, (2 + 5) * 360)
     assert imread(tmp_path / "out" / "samples_grid.png").shape[:2] == (3 * 290, 3 * 260)
 
     keys = store.list(f"{TENSORBOARD_DIR}/")
@@ -581,7 +599,7 @@ def test_a_collapsed_run_is_flagged_counted_in_the_mean_and_named(tmp_path):
 
 
 # --- where the outputs go ----------------------------------------------------------------------------------
-OUTPUT_NAMES = ["samples_grid.png", "summary.csv", "summary.png", "summary_runs.csv"]
+OUTPUT_NAMES = ["report.md", "samples_grid.png", "summary.csv", "summary.png", "summary_runs.csv"]
 
 
 def test_summarize_writes_beside_a_local_store_by_default(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from runner.layout import SMOKE
 from runner.result import RunResult
 
 BASELINE = "baseline"
@@ -83,7 +84,7 @@ def welch_interval(a: Iterable[float], b: Iterable[float], level: float = LEVEL)
 
 @dataclass
 class Group:
-    """The runs of one experiment x profile, ordered by seed."""
+    """The runs of one experiment x profile (its label: smoke runs apart), ordered by seed."""
 
     experiment: str
     profile: str
@@ -109,11 +110,16 @@ def _experiment_rank(order: list[str]) -> Callable[[str], tuple[int, int, str]]:
     return lambda name: (name != BASELINE, position.get(name, len(position)), name)
 
 
+def profile_label(r: RunResult) -> str:
+    """The profile a run is grouped and compared under: smoke runs apart from real ones (`tiny-smoke`)."""
+    return f"{r.profile}-{SMOKE}" if r.smoke else r.profile
+
+
 def group_runs(results: Iterable[RunResult], order: list[str] | None = None) -> list[Group]:
     """Groups by profile (alphabetical), then experiment (baseline, then `order`, then alphabetical)."""
     groups: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
-        groups.setdefault((r.experiment, r.profile), []).append(r)
+        groups.setdefault((r.experiment, profile_label(r)), []).append(r)
     rank = _experiment_rank(order or [])
     keys = sorted(groups, key=lambda k: (k[1], rank(k[0])))
     return [Group(exp, profile, sorted(groups[exp, profile], key=lambda r: r.seed)) for exp, profile in keys]

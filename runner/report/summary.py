@@ -6,15 +6,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.config import DEFAULT_CONFIG_FILE
+from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
 from runner.report.files import SUMMARY_FILE, check_outputs, output_paths, write_output
+from runner.report.forest import plot_forest
 from runner.report.hparams import TENSORBOARD_DIR, write_hparams
-from runner.report.plots import plot_samples, plot_summary
+from runner.report.markdown import REPORT_FILE, report_text
+from runner.report.plots import plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import Group, group_runs, metric_keys
 from runner.report.sweep import asked_runs, load_config, missing_grid, missing_runs
-from runner.report.table import csv_text, format_table, run_columns, run_row, summary_columns, summary_rows
+from runner.report.table import (
+    csv_text,
+    format_table,
+    format_verdicts,
+    run_columns,
+    run_row,
+    summary_columns,
+    summary_rows,
+)
+from runner.report.verdicts import DEFAULT_EFFECT, Comparison, Effect, compare_groups, parse_effect
+from runner.store import Store
 
 
 @dataclass
@@ -26,6 +38,7 @@ class SummaryReport:
     missing: list[str] | None
     files: dict[str, Path]
     tensorboard_keys: list[str]
+    comparisons: list[Comparison]
 
 
 def _print_progress(scan: StoreScan, asked: list[str] | None, log: Callable[[str], None]) -> None:
@@ -52,30 +65,44 @@ def summarize(
     config: str = DEFAULT_CONFIG_FILE,
     log: Callable[[str], None] = print,
     warn: Callable[[str], None] = _stderr,
+    effect: str = DEFAULT_EFFECT,
+    report: str | None = None,
 ) -> SummaryReport:
-    """Summarize a store: CSVs, plots and TensorBoard HParams; prints the table and the runs still to come.
+    """Summarize a store: CSVs, the figure, report.md and TensorBoard HParams; prints the tables and the runs
+    still to come.
 
-    The files go beside the runs: into a local store, or uploaded to an S3 store (and kept at --out, when given,
-    which is otherwise the store's own summary.csv).
+    The files go beside the runs: into a local store, or uploaded to an S3 store (and kept at `out` and `report`,
+    when given, which otherwise are the store's own summary.csv and report.md).
     """
+    try:
+        size = parse_effect(effect)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if report is not None and not str(report).endswith(".md"):
+        raise UserError(f"--report {report}: expected a file name ending in .md")
     experiments = load_config(config)
     store = open_checked(store_uri)
     local_root = store.local_path("")
     with tempfile.TemporaryDirectory(prefix="clel-summary-") as scratch:
-        if out is None:
-            out = str((local_root if local_root is not None else Path(scratch)) / SUMMARY_FILE)
-        files = output_paths(out)
+        root = local_root if local_root is not None else Path(scratch)
+        files = output_paths(out if out is not None else str(root / SUMMARY_FILE))
+        files["report"] = Path(report).expanduser() if report is not None else root / REPORT_FILE
         check_outputs(files)
-        report = _summarize(store, files, experiments, log, warn)
+        summary = _summarize(store, files, experiments, log, warn, size)
         if local_root is None:
-            for path in report.files.values():
+            for path in summary.files.values():
                 store.upload(path.name, path)
-            log(f"uploaded {', '.join(path.name for path in report.files.values())} to {store.uri}")
-        return report
+            log(f"uploaded {', '.join(path.name for path in summary.files.values())} to {store.uri}")
+        return summary
 
 
 def _summarize(
-    store, files: dict[str, Path], experiments, log: Callable[[str], None], warn: Callable[[str], None]
+    store: Store,
+    files: dict[str, Path],
+    experiments: ExperimentsFile | None,
+    log: Callable[[str], None],
+    warn: Callable[[str], None],
+    effect: Effect,
 ) -> SummaryReport:
     tensorboard = store.local_path(TENSORBOARD_DIR)
     if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
@@ -90,23 +117,34 @@ def _summarize(
     order = list(experiments.experiments) if experiments else []
     groups = group_runs(scan.results, order)
     metrics = metric_keys(scan.results)
-    report = SummaryReport(scan, groups, asked and missing_runs(asked, scan), {}, [])
+    comparisons = compare_groups(groups, metrics, effect)
+    missing = asked and missing_runs(asked, scan)
+    summary = SummaryReport(scan, groups, missing, {}, [], comparisons)
     if groups:
         log(format_table(groups, metrics))
+        if verdicts := format_verdicts(comparisons):
+            log(verdicts)
+        log(f"device: {'; '.join(sorted({r.device for g in groups for r in g.runs}))}")
     _print_progress(scan, asked, log)
     if not groups:
         log("no finished runs yet: nothing written")
-        return report
-    write_output(files["summary"], csv_text(summary_columns(metrics), summary_rows(groups, metrics)).encode())
+        return summary
+    rows = summary_rows(groups, metrics, comparisons)
+    write_output(files["summary"], csv_text(summary_columns(metrics), rows).encode())
     runs = [r for g in groups for r in g.runs]
     write_output(files["runs"], csv_text(run_columns(metrics), [run_row(r, metrics) for r in runs]).encode())
-    plot_summary(groups, metrics, files["plot"])
-    report.files = {name: path for name, path in files.items() if name != "samples"}
+    plot_forest(groups, metrics, comparisons, files["plot"])
+    summary.files = {name: files[name] for name in ("summary", "runs", "plot")}
     if plot_samples(store, groups, files["samples"]):
-        report.files["samples"] = files["samples"]
+        summary.files["samples"] = files["samples"]
     else:
         log("no run has a readable samples.png: no samples grid")
-    report.tensorboard_keys = write_hparams(store, runs, metrics)
-    log("wrote " + ", ".join(str(p) for p in report.files.values()))
+    text = report_text(
+        store.uri, scan, groups, comparisons, missing, summary.files, files["report"], experiments, effect
+    )
+    write_output(files["report"], text.encode())
+    summary.files["report"] = files["report"]
+    summary.tensorboard_keys = write_hparams(store, runs, metrics, comparisons)
+    log("wrote " + ", ".join(str(p) for p in summary.files.values()))
     log(f"wrote {store.uri}/{TENSORBOARD_DIR}/ ({len(runs)} HParams sessions): tensorboard --logdir {store.uri}")
-    return report
+    return summary

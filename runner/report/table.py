@@ -7,12 +7,25 @@ from typing import Any
 import numpy as np
 
 from runner.report.stats import BASELINE, FID, SCORES, Group, MetricKey, difference, distinct
+from runner.report.verdicts import SATURATED, Comparison
 from runner.result import RunResult
 
 
 def summary_columns(metrics: list[MetricKey]) -> list[str]:
     """summary.csv's columns, in order."""
-    per_metric = ("n", "mean", "std", "diff", "diff_ci95_lo", "diff_ci95_hi")
+    per_metric = (
+        "n",
+        "mean",
+        "std",
+        "diff",
+        "diff_ci95_lo",
+        "diff_ci95_hi",
+        "p",
+        "p_holm",
+        "verdict",
+        "mde",
+        "seeds_needed",
+    )
     metric_columns = [f"{key.column}_{part}" for key in metrics for part in per_metric]
     tail = ["iterations", "wall_h_mean", "wall_h_total", "device", "fid_features", "notes"]
     return ["experiment", "profile", "n_seeds", "seeds", "collapsed_n", *metric_columns, *tail]
@@ -58,8 +71,11 @@ def _group_notes(group: Group, base: Group | None, metrics: list[MetricKey]) -> 
     return notes
 
 
-def summary_row(group: Group, base: Group | None, metrics: list[MetricKey]) -> dict[str, Any]:
-    """One summary.csv row: per-metric n/mean/std and difference from the baseline with its interval."""
+def summary_row(
+    group: Group, base: Group | None, metrics: list[MetricKey], verdicts: dict[tuple, Comparison] | None = None
+) -> dict[str, Any]:
+    """One summary.csv row: per-metric n/mean/std, difference from the baseline with its interval, and the
+    verdict columns (runner.report.verdicts) where the comparison was made."""
     row: dict[str, Any] = {
         "experiment": group.experiment,
         "profile": group.profile,
@@ -71,6 +87,15 @@ def summary_row(group: Group, base: Group | None, metrics: list[MetricKey]) -> d
         stat = group.stat(key)
         diff, lo, hi = difference(group, base, key)
         parts = {"n": stat.n, "mean": stat.mean, "std": stat.std, "diff": diff, "diff_ci95_lo": lo, "diff_ci95_hi": hi}
+        verdict = (verdicts or {}).get((group.experiment, group.profile, key))
+        if verdict is not None:
+            parts |= {
+                "p": verdict.p,
+                "p_holm": verdict.p_holm,
+                "verdict": verdict.verdict,
+                "mde": verdict.mde,
+                "seeds_needed": verdict.seeds_needed,
+            }
         row |= {f"{key.column}_{part}": value for part, value in parts.items()}
     hours = [r.wall_s / 3600 for r in group.runs]
     return row | {
@@ -83,10 +108,13 @@ def summary_row(group: Group, base: Group | None, metrics: list[MetricKey]) -> d
     }
 
 
-def summary_rows(groups: list[Group], metrics: list[MetricKey]) -> list[dict[str, Any]]:
+def summary_rows(
+    groups: list[Group], metrics: list[MetricKey], comparisons: list[Comparison] | None = None
+) -> list[dict[str, Any]]:
     """summary.csv's rows; differences are against the baseline of the same profile."""
     baselines = {g.profile: g for g in groups if g.experiment == BASELINE}
-    return [summary_row(g, baselines.get(g.profile), metrics) for g in groups]
+    verdicts = {(c.experiment, c.profile, c.key): c for c in comparisons or []}
+    return [summary_row(g, baselines.get(g.profile), metrics, verdicts) for g in groups]
 
 
 def run_row(r: RunResult, metrics: list[MetricKey]) -> dict[str, Any]:
@@ -169,3 +197,53 @@ def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
         "counted in the mean and named); <set> m/j: mean AUROC marginal/joint"
     )
     return "\n".join([*lines, legend])
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def format_verdicts(comparisons: list[Comparison]) -> str:
+    """The verdict table: one line per arm x metric tested against its baseline, saturated metrics in a note."""
+    tested = [c for c in comparisons if c.verdict != SATURATED]
+    if not tested:
+        return ""
+    header = ["profile", "arm", "metric", "n/base", "diff [95% CI]", "p", "p_holm", "verdict", "mde", "seeds"]
+    rows = [header]
+    for c in tested:
+        interval = f" [{_g(c.ci95[0])}, {_g(c.ci95[1])}]" if c.ci95 else ""
+        rows.append(
+            [
+                c.profile,
+                c.experiment,
+                c.key.column,
+                f"{c.n}/{c.n_baseline}",
+                f"{_g(c.diff)}{interval}",
+                _p(c.p),
+                _p(c.p_holm),
+                c.verdict,
+                _g(c.mde),
+                "-" if c.seeds_needed is None else str(c.seeds_needed),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    families = {}
+    for c in comparisons:
+        families[c.profile] = families.get(c.profile, 0) + c.tested
+    family_text = ", ".join(f"{n} for {profile}" for profile, n in families.items())
+    saturated = sorted({f"{c.key.column} ({c.profile})" for c in comparisons if c.verdict == SATURATED})
+    legend = [
+        f"verdicts: Welch's t-test against the profile's baseline, Holm-adjusted over each profile's tested "
+        f"comparisons ({family_text}), at 5%; mde: the difference 80% power would detect at alpha 0.05 with these "
+        "seeds; seeds: per arm, to detect the --effect size",
+    ]
+    if saturated:
+        legend.append(f"saturated (every run at one value, not tested): {', '.join(saturated)}")
+    return "\n".join([*lines, *legend])

@@ -1,0 +1,177 @@
+"""report.md: a self-contained Markdown report of a store's ablation that renders on GitHub.
+
+The question (each arm and what it changes, from experiments.toml), the verdict table, the figure and the
+sample grid as relative links, the collapsed runs, the running and missing runs, and the provenance (torch,
+devices, compute hours, each run's config hash and the command that reproduces it).
+"""
+
+import os
+import time
+from pathlib import Path
+
+from runner.config import ExperimentsFile
+from runner.report.scan import StoreScan
+from runner.report.stats import BASELINE, Group
+from runner.report.sweep import missing_grid
+from runner.report.verdicts import ALPHA, MAX_SEEDS, POWER, SATURATED, Comparison, Effect
+from runner.result import RunResult
+
+REPORT_FILE = "report.md"
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else (f"{value:.1e}" if value < 1e-3 else f"{value:.3f}")
+
+
+def _link(target: Path, report: Path) -> str:
+    return Path(os.path.relpath(target, report.parent)).as_posix()
+
+
+def _question(groups: list[Group], experiments: ExperimentsFile | None) -> list[str]:
+    lines = [
+        "## The question",
+        "",
+        "Which parts of CLEL carry its results? Each arm changes one thing against "
+        f"`{BASELINE}`; every arm is compared with the `{BASELINE}` runs of its own profile.",
+        "",
+    ]
+    lines += ["| arm | what it changes | profile | seeds |", "| --- | --- | --- | --- |"]
+    for g in groups:
+        described = experiments.description(g.experiment) if experiments else ""
+        seeds = " ".join(str(r.seed) for r in g.runs)
+        lines.append(f"| `{g.experiment}` | {described or '-'} | {g.profile} | {seeds} |")
+    return [*lines, ""]
+
+
+def _verdicts(groups: list[Group], comparisons: list[Comparison], effect: Effect) -> list[str]:
+    lines = ["## Verdicts", ""]
+    if not comparisons:
+        return [*lines, f"No arm has `{BASELINE}` runs of the same profile to be compared with.", ""]
+    families = {}
+    for c in comparisons:
+        families[c.profile] = families.get(c.profile, 0) + c.tested
+    lines.append(
+        f"Welch's t-test of each arm against the baseline of its profile, per metric; the p-values are "
+        f"Holm-adjusted over the family of one profile's tested comparisons (every arm x metric with at least two "
+        f"seeds on each side and not saturated: {', '.join(f'{n} in {p}' for p, n in families.items())}). Verdict "
+        f"at adjusted {ALPHA:.0%}: better or worse by the metric's direction (FID lower, AUROC higher), else no "
+        f"difference detected. MDE: the smallest difference a two-sided test at alpha {ALPHA} detects with "
+        f"{POWER:.0%} power for these seeds and this spread. Seeds: per arm, to detect {_effect_text(effect)}."
+    )
+    lines += [
+        "",
+        "| profile | arm | metric | n / baseline n | arm mean ± std | difference [95% CI] | p | p (Holm) "
+        "| verdict | MDE | seeds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    by_arm = {(g.experiment, g.profile): g for g in groups}
+    for c in comparisons:
+        if c.verdict == SATURATED:
+            continue
+        stat = by_arm[(c.experiment, c.profile)].stat(c.key)
+        level = f"{_g(stat.mean)} ± {_g(stat.std)}" if stat.std is not None else _g(stat.mean)
+        interval = f" [{_g(c.ci95[0])}, {_g(c.ci95[1])}]" if c.ci95 else ""
+        verdict = f"**{c.verdict}**" if c.verdict in ("better", "worse") else c.verdict
+        seeds = "-" if c.seeds_needed is None else str(c.seeds_needed)
+        seeds = f"≥ {MAX_SEEDS}" if c.seeds_needed == MAX_SEEDS else seeds
+        lines.append(
+            f"| {c.profile} | `{c.experiment}` | {c.key.column} | {c.n} / {c.n_baseline} | {level} | "
+            f"{_g(c.diff)}{interval} | {_p(c.p)} | {_p(c.p_holm)} | {verdict} | {_g(c.mde)} | {seeds} |"
+        )
+    saturated = sorted({f"{c.key.column} ({c.profile})" for c in comparisons if c.verdict == SATURATED})
+    if saturated:
+        lines += [
+            "",
+            f"Saturated (every run of the arm and the baseline at one value; no test): {', '.join(saturated)}.",
+        ]
+    return [*lines, ""]
+
+
+def _effect_text(effect: Effect) -> str:
+    fid = f"{effect.fid:.0%} of the baseline's mean FID" if effect.fid_relative else f"{effect.fid:g} FID"
+    return f"{fid} or {effect.auroc:g} AUROC (`summarize --effect`)"
+
+
+def _figures(files: dict[str, Path], report: Path) -> list[str]:
+    lines = ["## Figures", ""]
+    if "plot" in files:
+        lines += [f"![levels and differences to the baseline]({_link(files['plot'], report)})", ""]
+    if "samples" in files:
+        lines += [f"![every run's samples]({_link(files['samples'], report)})", ""]
+    return lines
+
+
+def _collapsed(results: list[RunResult]) -> list[str]:
+    lines = ["## Collapsed runs", ""]
+    collapsed = [r for r in results if r.collapsed]
+    if not collapsed:
+        return [
+            *lines,
+            "None (a run collapsed when its FID stayed above half of fid_init, the noise it starts from).",
+            "",
+        ]
+    lines += ["Counted in the means above (a collapse is a result, never dropped):", ""]
+    lines += [f"- `{r.run_id}`: FID {_g(r.fid)} against fid_init {_g(r.fid_init)}" for r in collapsed]
+    return [*lines, ""]
+
+
+def _progress(scan: StoreScan, missing: list[str] | None) -> list[str]:
+    lines = ["## Running and missing runs", ""]
+    if scan.running:
+        lines += [f"- running: `{run_id}` ({state})" for run_id, state in scan.running.items()]
+    if missing:
+        lines += ["- missing (asked by a sweep, no run directory yet):", "", "```", *missing_grid(missing), "```"]
+    if not scan.running and not missing:
+        lines.append("None running; nothing the sweeps asked for is missing.")
+    return [*lines, ""]
+
+
+def _command(r: RunResult, store_uri: str) -> str:
+    smoke = " --smoke" if r.smoke else ""
+    return (
+        f"python -m runner local --exp {r.experiment} --profile {r.profile} --seed {r.seed}{smoke} --store {store_uri}"
+    )
+
+
+def _provenance(results: list[RunResult], store_uri: str) -> list[str]:
+    gpu = sum(r.wall_s for r in results if r.device.startswith("cuda")) / 3600
+    cpu = sum(r.wall_s for r in results if not r.device.startswith("cuda")) / 3600
+    lines = ["## Provenance", ""]
+    lines.append(f"- torch: {', '.join(sorted({r.torch for r in results}))}")
+    lines += [f"- device: {device}" for device in sorted({r.device for r in results})]
+    lines.append(f"- compute: {gpu:.2f} GPU hours, {cpu:.2f} CPU hours (the runs' wall_s: training and evaluation)")
+    lines.append(f"- FID: {'; '.join(sorted({r.fid_protocol for r in results}))}")
+    lines += ["", "| run | config hash | iterations | device | reproduce |", "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        device = r.device.split(" (")[0]
+        lines.append(f"| `{r.run_id}` | `{r.config_hash}` | {r.iterations} | {device} | `{_command(r, store_uri)}` |")
+    return [*lines, ""]
+
+
+def report_text(
+    store_uri: str,
+    scan: StoreScan,
+    groups: list[Group],
+    comparisons: list[Comparison],
+    missing: list[str] | None,
+    files: dict[str, Path],
+    report: Path,
+    experiments: ExperimentsFile | None,
+    effect: Effect,
+) -> str:
+    """The whole report.md."""
+    results = [r for g in groups for r in g.runs]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    head = [
+        f"# CLEL ablation: {store_uri}",
+        "",
+        f"Written by `python -m runner summarize --store {store_uri}` on {stamp}, from {len(results)} finished runs.",
+        "",
+    ]
+    body = _question(groups, experiments) + _verdicts(groups, comparisons, effect) + _figures(files, report)
+    tail = _collapsed(results) + _progress(scan, missing) + _provenance(results, store_uri)
+    return "\n".join(head + body + tail)
