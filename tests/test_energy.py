@@ -222,3 +222,48 @@ def test_separated_marginal_has_no_gradient_through_u():
     energy.marginal(f, u).sum().backward()
     assert u.grad is None
     torch.testing.assert_close(f.grad, t(F_HAND))
+
+
+def mpmath_marginal(beta: float, latent_dim: int, coordinates: list) -> object:
+    """1/2 ||f||^2 - log 0F1(; d/2; (beta ||u||)^2 / 4) in mpmath, for coordinates = f (4) then u."""
+    import mpmath
+
+    f, u = coordinates[:4], coordinates[4:]
+    kappa = beta * mpmath.sqrt(mpmath.fsum(c**2 for c in u))
+    return mpmath.fsum(c**2 for c in f) / 2 - mpmath.log(mpmath.hyp0f1(latent_dim / 2, kappa**2 / 4))
+
+
+def mpmath_partial(beta: float, latent_dim: int, point: list, index: int) -> float:
+    """d/d coordinate[index] of mpmath_marginal by mpmath's numerical differentiation."""
+    import mpmath
+
+    def along(value):
+        return mpmath_marginal(beta, latent_dim, [*point[:index], value, *point[index + 1 :]])
+
+    return float(mpmath.diff(along, point[index]))
+
+
+@pytest.mark.parametrize("latent_dim", [3, 64, 128])
+def test_coupled_energy_and_its_gradient_against_mpmath(latent_dim):
+    """E(x) = 1/2 ||f||^2 - log 0F1(; d/2; (beta ||u||)^2 / 4) evaluated in 30-digit mpmath (Phi_d is that
+    confluent limit), and its gradient by mpmath's own numerical differentiation of that expression: independent
+    of the series, the Debye expansion and the derivative formula of runner.clel.vmf. Points span the regimes the
+    runs visit (kappa from 5e-5, as at beta = 0.01 early in training, to 200)."""
+    import mpmath
+
+    mpmath.mp.dps = 30
+    rng = np.random.default_rng(latent_dim)
+    for beta, scale in [(0.01, 0.005), (0.01, 3.0), (1.0, 2.0), (2.0, 100.0 / np.sqrt(latent_dim))]:
+        f_np = rng.normal(size=4)
+        u_np = rng.normal(size=latent_dim) * scale
+        point = [mpmath.mpf(float(v)) for v in (*f_np, *u_np)]
+        energy = LatentEnergy(beta=beta, norm_direction_split=False, latent_dim=latent_dim)
+        f = torch.tensor(f_np[None], dtype=torch.float64, requires_grad=True)
+        u = torch.tensor(u_np[None], dtype=torch.float64, requires_grad=True)
+        value = energy.marginal(f, u)
+        value.sum().backward()
+        assert value.item() == pytest.approx(float(mpmath_marginal(beta, latent_dim, point)), rel=1e-12, abs=1e-15)
+        gradient = torch.cat([f.grad[0], u.grad[0]])
+        for index in [0, 4, 5, 4 + latent_dim - 1]:  # f_0, and u's first, second and last coordinates
+            partial = mpmath_partial(beta, latent_dim, point, index)
+            assert gradient[index].item() == pytest.approx(partial, rel=1e-9, abs=1e-14), (beta, scale, index)

@@ -231,3 +231,24 @@ def test_train_step_under_bf16_precision(experiments, data, experiment):
         metrics = t.train_step()
     assert torch.isfinite(torch.tensor(dataclasses.astuple(metrics))).all()
     assert all(p.dtype == torch.float32 for p in t.ebm.parameters())
+
+
+@pytest.mark.parametrize("beta", [0.01, 5.0])
+def test_the_sgld_gradient_of_the_coupled_energy_is_its_finite_difference(experiments, data, beta):
+    """dE(x)/dx that SGLD follows, for no_norm_split's marginal E(x) = 1/2 ||f||^2 - log Phi_d(beta ||u||), by
+    autograd through the EBM (float64, eval mode: fixed spectral-norm estimate) against central differences of
+    the same function; beta = 5 makes the vMF term carry a visible share of the gradient."""
+    t = trainer(experiments, data, "no_norm_split", {"energy.beta": beta, "runtime.optimized": False})
+    ebm = t.ebm.double().eval()
+    energy_fn = t.marginal_energy_fn(ebm)
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)
+    f, u = ebm(x.detach())
+    vmf_share = (beta * u.norm(dim=1)).max().item()
+    assert energy_fn(x).dtype == torch.float64 and vmf_share > 0
+    for index in [(0, 0, 3, 4), (0, 2, 10, 12), (1, 1, 7, 0), (1, 0, 15, 15)]:
+        step = torch.zeros_like(x)
+        step[index] = 1e-6
+        central = (energy_fn(x.detach() + step).sum() - energy_fn(x.detach() - step).sum()).item() / 2e-6
+        assert grad[index].item() == pytest.approx(central, rel=1e-5, abs=1e-10), index

@@ -6,6 +6,11 @@ import torch.nn.functional as F
 from runner.clel.vmf import log_vmf_normalizer
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """At least float32: bf16 activations are summed in float32; float64 (exact checks) stays float64."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 class LatentEnergy:
     """E(x, z) and the marginal E(x) from f = f(x) and u = g(f(x)); beta = 0 is the plain EBM."""
 
@@ -22,12 +27,12 @@ class LatentEnergy:
     def marginal(self, f: torch.Tensor, u: torch.Tensor | None = None, beta: float | None = None) -> torch.Tensor:
         """E(x) = 1/2 ||f||^2, minus log Phi_d(beta ||u||) for the coupled energy."""
         beta = self.beta if beta is None else beta
-        energy = 0.5 * f.float().pow(2).sum(dim=1)
+        energy = 0.5 * _wide(f).pow(2).sum(dim=1)
         if self.norm_direction_split or beta == 0:
             return energy
         if u is None:
             raise ValueError("the coupled energy needs the projector output u")
-        kappa = beta * u.float().norm(dim=1)
+        kappa = beta * _wide(u).norm(dim=1)
         return energy - log_vmf_normalizer(kappa, self.latent_dim)
 
     @torch.no_grad()
@@ -49,8 +54,8 @@ class LatentEnergy:
     def joint(self, f: torch.Tensor, u: torch.Tensor, z: torch.Tensor, beta: float | None = None) -> torch.Tensor:
         """E(x, z) = 1/2 ||f||^2 - beta d^T z, d = u/||u|| (separated) or u (coupled)."""
         beta = self.beta if beta is None else beta
-        direction = F.normalize(u.float(), dim=1) if self.norm_direction_split else u.float()
-        return 0.5 * f.float().pow(2).sum(dim=1) - beta * (direction * z.float()).sum(dim=1)
+        direction = F.normalize(_wide(u), dim=1) if self.norm_direction_split else _wide(u)
+        return 0.5 * _wide(f).pow(2).sum(dim=1) - beta * (direction * _wide(z)).sum(dim=1)
 
 
 def ebm_loss(
