@@ -1,13 +1,14 @@
 """The run configuration: experiments.toml resolved and validated into a RunConfig per experiment x seed.
 
-The tables' definitions (runner.config.sections) import nothing heavy; RunConfig and ExperimentsFile need the
-method registry (runner.clel.crl, which imports torch), so they are loaded on first use. That also lets the
-methods' settings build on the sections without an import cycle.
+Torch-free: the tables (sections), the methods' settings (methods), the whole config (schema), the file and its
+layering (experiments_file) and --set (overrides) import nothing heavy, so a command that only reads the config
+starts without torch.
 """
 
-from typing import Any
-
+from runner.config.experiments_file import DEFAULT_CONFIG_FILE, ExperimentsFile, SweepConfig
+from runner.config.methods import METHOD_SETTINGS, NO_ENCODER, MethodSettings
 from runner.config.overrides import parse_overrides
+from runner.config.schema import SETTABLE_PATHS, CRLConfig, RunConfig
 from runner.config.sections import (
     MAX_SEED,
     NAME_PATTERN,
@@ -21,35 +22,25 @@ from runner.config.sections import (
     TrainConfig,
 )
 
-DEFAULT_CONFIG_FILE = "experiments.toml"
-_LAZY = {
-    "ExperimentsFile": "runner.config.experiments_file",
-    "SweepConfig": "runner.config.experiments_file",
-    "RunConfig": "runner.config.schema",
-    "CRLConfig": "runner.config.schema",
-    "SETTABLE_PATHS": "runner.config.schema",
-}
-
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "MAX_SEED",
+    "METHOD_SETTINGS",
     "NAME_PATTERN",
+    "NO_ENCODER",
+    "SETTABLE_PATHS",
+    "CRLConfig",
     "DataConfig",
     "EBMConfig",
     "EnergyConfig",
     "EvalConfig",
+    "ExperimentsFile",
+    "MethodSettings",
     "OptimizerConfig",
+    "RunConfig",
     "RuntimeConfig",
     "SGLDConfig",
+    "SweepConfig",
     "TrainConfig",
     "parse_overrides",
-    *_LAZY,
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'runner.config' has no attribute {name!r}")

@@ -10,12 +10,12 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from runner.config import DEFAULT_CONFIG_FILE
 from runner.config.overrides import flatten, unflatten
 from runner.config.schema import SETTABLE_PATHS, RunConfig
 from runner.config.sections import MAX_SEED, NAME_PATTERN, Section
 from runner.errors import UserError
 
+DEFAULT_CONFIG_FILE = "experiments.toml"
 TOP_LEVEL_TABLES = ("defaults", "profiles", "experiments", "smoke", "sweep", "cluster")
 NOT_A_SETTING = ("description",)  # keys a profile or experiment may carry that are not config values
 MAX_FILE_BYTES = 1 << 20

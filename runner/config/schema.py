@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from runner import layout
-from runner.clel.crl import METHODS, NO_ENCODER, MethodSettings
+from runner.config.methods import METHOD_SETTINGS, NO_ENCODER, MethodSettings
 from runner.config.sections import (
     MAX_SEED,
     NAME_PATTERN,
@@ -24,7 +24,7 @@ from runner.config.sections import (
     TrainConfig,
 )
 
-MethodName = Literal[tuple([*METHODS, NO_ENCODER])]  # type: ignore[valid-type]
+MethodName = Literal[tuple([*METHOD_SETTINGS, NO_ENCODER])]  # type: ignore[valid-type]
 
 
 class CRLBase(Section):
@@ -54,7 +54,7 @@ class CRLBase(Section):
     @property
     def generated_negatives(self) -> bool | str:
         """Whether generated samples serve as extra negatives; 'n/a' for methods without negatives."""
-        if self.method == NO_ENCODER or not METHODS[self.method].has_negatives:
+        if self.method == NO_ENCODER or not METHOD_SETTINGS[self.method].has_negatives:
             return "n/a"
         return self.use_generated_negatives
 
@@ -72,7 +72,7 @@ CRLConfig = create_model(
     "CRLConfig",
     __base__=CRLBase,
     __doc__=CRLBase.__doc__,
-    **{name: _method_field(method.Settings) for name, method in METHODS.items()},
+    **{name: _method_field(settings) for name, settings in METHOD_SETTINGS.items()},
 )
 
 

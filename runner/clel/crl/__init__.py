@@ -1,14 +1,15 @@
 """The self-supervised methods the encoder can be trained with: one file each, registered here by name.
 
-Adding a method: a file with a SelfSupervisedMethod subclass (its Settings, has_negatives, build, embed,
-loss) and one line in METHODS.
+Adding a method: its settings in runner/config/methods.py (one class and a line in METHOD_SETTINGS), a file here
+with a SelfSupervisedMethod subclass (Settings, build, embed, loss) and one line in METHODS.
 """
 
-from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, SelfSupervisedMethod
+from runner.clel.crl.base import BuildContext, CRLOutput, SelfSupervisedMethod
 from runner.clel.crl.byol import BYOL
 from runner.clel.crl.mae import MAE
 from runner.clel.crl.moco import MoCo
 from runner.clel.crl.simclr import SimCLR
+from runner.config.methods import METHOD_SETTINGS, NO_ENCODER
 
 METHODS: dict[str, type[SelfSupervisedMethod]] = {
     "simclr": SimCLR,
@@ -16,6 +17,7 @@ METHODS: dict[str, type[SelfSupervisedMethod]] = {
     "byol": BYOL,
     "mae": MAE,
 }
-NO_ENCODER = "none"  # crl.method of the plain EBM: no encoder, no latent
+if any(METHODS[name].Settings is not settings for name, settings in METHOD_SETTINGS.items()):
+    raise RuntimeError("runner.config.methods.METHOD_SETTINGS and METHODS must name the same methods")
 
-__all__ = ["METHODS", "NO_ENCODER", "BuildContext", "CRLOutput", "MethodSettings", "SelfSupervisedMethod"]
+__all__ = ["METHODS", "NO_ENCODER", "BuildContext", "CRLOutput", "SelfSupervisedMethod"]

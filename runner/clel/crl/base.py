@@ -1,43 +1,14 @@
-"""What every self-supervised method is: its settings, its facts, and the latent contract of the EBM's z."""
+"""What every self-supervised method is: its interface, and the latent contract of the EBM's z (its settings are
+in runner/config/methods.py)."""
 
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from runner.config.sections import OptimizerConfig, Section
-
-
-class MethodSettings(Section):
-    """A method's table in the config (crl.<name>); each method declares its fields with their defaults."""
-
-    optimizer: OptimizerConfig
-
-    def latent_size(self) -> int:
-        """The dimension of the unit latent z the method gives the EBM (its `latent_dim` unless it says otherwise)."""
-        return self.latent_dim
-
-
-def sgd(lr: float = 0.03) -> OptimizerConfig:
-    """CLEL's encoder optimizer: SGD, momentum 0.9, weight decay 5e-4, cosine decay."""
-    return OptimizerConfig(
-        name="sgd",
-        lr=lr,
-        momentum=0.9,
-        weight_decay=5e-4,
-        betas=[0.9, 0.999],
-        warmup_iterations=0,
-        schedule="cosine",
-        lr_batch_scaling=False,
-    )
-
-
-def optimizer_field(default: OptimizerConfig) -> OptimizerConfig:
-    """A method's optimizer setting with its default."""
-    return Field(default_factory=lambda: default)
+from runner.config.methods import MethodSettings
 
 
 @dataclass(frozen=True)
@@ -66,9 +37,13 @@ class SelfSupervisedMethod(nn.Module):
     can serve as extra negatives) and implements `build`, `embed` and `loss`; the base class owns `latent`.
     """
 
-    Settings: ClassVar[type[MethodSettings]]
-    has_negatives: ClassVar[bool] = False
+    Settings: ClassVar[type[MethodSettings]]  # its config table, in runner/config/methods.py
     augment: nn.Module  # the strong augmentation: the views of the loss, and the view the EBM's z is taken from
+
+    @property
+    def has_negatives(self) -> bool:
+        """Whether the EBM's samples can serve as extra negatives (a fact of the method's settings)."""
+        return self.Settings.has_negatives
 
     @classmethod
     def build(cls, settings: MethodSettings, context: BuildContext) -> "SelfSupervisedMethod":

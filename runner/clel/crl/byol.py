@@ -2,24 +2,12 @@
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, optimizer_field, sgd
+from runner.clel.crl.base import BuildContext, CRLOutput
 from runner.clel.crl.momentum import MomentumMethod
 from runner.clel.networks import ResNet18Backbone, mlp
-from runner.config.sections import OptimizerConfig
-
-
-class BYOLSettings(MethodSettings):
-    """crl.byol: projector 512-4096-BN-ReLU-128, predictor 128-4096-BN-ReLU-128, target momentum 0.99 -> 1.0."""
-
-    projector_hidden: int = Field(default=4096, ge=1, le=16384)
-    predictor_hidden: int = Field(default=4096, ge=1, le=16384)
-    latent_dim: int = Field(default=128, ge=2, le=4096)
-    momentum_start: float = Field(default=0.99, ge=0, le=1)
-    momentum_end: float = Field(default=1.0, ge=0, le=1)
-    optimizer: OptimizerConfig = optimizer_field(sgd())
+from runner.config.methods import BYOLSettings
 
 
 def byol_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

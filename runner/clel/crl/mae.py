@@ -1,60 +1,11 @@
 """MAE: a ViT encoder sees 25% of the patches, a light decoder reconstructs the masked ones (normalised pixels)."""
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, SelfSupervisedMethod, optimizer_field
+from runner.clel.crl.base import BuildContext, CRLOutput, SelfSupervisedMethod
 from runner.clel.networks import Normalize
-from runner.config.sections import OptimizerConfig
-
-
-class MAESettings(MethodSettings):
-    """crl.mae: a ViT-S (patch 4, width 384, depth 12, 6 heads), a 192-d decoder of depth 4, mask 0.75, AdamW.
-
-    The latent z is the normalised mean of the encoder's patch tokens, so its size is `width`.
-    """
-
-    patch_size: int = Field(default=4, ge=1, le=64)
-    width: int = Field(default=384, ge=4, le=4096)
-    depth: int = Field(default=12, ge=1, le=64)
-    heads: int = Field(default=6, ge=1, le=64)
-    decoder_width: int = Field(default=192, ge=4, le=4096)  # 3 heads of 64, as the encoder's 6 heads of 64
-    decoder_depth: int = Field(default=4, ge=1, le=64)
-    mask_ratio: float = Field(default=0.75, gt=0, lt=1)
-    optimizer: OptimizerConfig = optimizer_field(
-        OptimizerConfig(
-            name="adamw",
-            lr=1.5e-4,
-            momentum=0.0,
-            weight_decay=0.05,
-            betas=[0.9, 0.95],
-            warmup_iterations=0,
-            schedule="cosine",
-            lr_batch_scaling=True,
-        )
-    )
-
-    def latent_size(self) -> int:
-        return self.width
-
-    @model_validator(mode="after")
-    def _shapes(self) -> "MAESettings":
-        if self.width % 4 or self.decoder_width % 4:
-            raise ValueError("crl.mae: width and decoder_width must be multiples of 4 (2-D sine-cosine positions)")
-        if self.width % self.heads:
-            raise ValueError(f"crl.mae: heads = {self.heads} does not divide width = {self.width}")
-        if self.decoder_width % decoder_heads(self.heads):
-            raise ValueError(
-                f"crl.mae: the decoder's {decoder_heads(self.heads)} heads do not divide decoder_width = "
-                f"{self.decoder_width}"
-            )
-        return self
-
-
-def decoder_heads(heads: int) -> int:
-    """The decoder has half the encoder's attention heads (at least one)."""
-    return max(1, heads // 2)
+from runner.config.methods import MAESettings, decoder_heads
 
 
 def sincos_position_embedding(width: int, grid: int) -> torch.Tensor:

@@ -2,25 +2,12 @@
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, optimizer_field, sgd
+from runner.clel.crl.base import BuildContext, CRLOutput
 from runner.clel.crl.momentum import MomentumMethod
 from runner.clel.networks import ResNet18Backbone, mlp
-from runner.config.sections import OptimizerConfig
-
-
-class MoCoSettings(MethodSettings):
-    """crl.moco: projector 512-2048-ReLU-128, queue 4096, temperature 0.2, key momentum 0.99 -> 0.999 cosine."""
-
-    projector_hidden: int = Field(default=2048, ge=1, le=16384)
-    latent_dim: int = Field(default=128, ge=2, le=4096)
-    temperature: float = Field(default=0.2, gt=0, le=100)
-    queue_size: int = Field(default=4096, ge=1, le=10**6)
-    momentum_start: float = Field(default=0.99, ge=0, le=1)
-    momentum_end: float = Field(default=0.999, ge=0, le=1)
-    optimizer: OptimizerConfig = optimizer_field(sgd())
+from runner.config.methods import MoCoSettings
 
 
 def info_nce(
@@ -38,7 +25,6 @@ class MoCo(MomentumMethod):
     """Symmetric MoCo v2 loss; the target (key) networks follow the online ones; both views' keys are enqueued."""
 
     Settings = MoCoSettings
-    has_negatives = True
 
     def __init__(
         self,

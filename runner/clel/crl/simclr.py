@@ -2,21 +2,11 @@
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput, MethodSettings, SelfSupervisedMethod, optimizer_field, sgd
+from runner.clel.crl.base import BuildContext, CRLOutput, SelfSupervisedMethod
 from runner.clel.networks import ResNet18Backbone, mlp
-from runner.config.sections import OptimizerConfig
-
-
-class SimCLRSettings(MethodSettings):
-    """crl.simclr: CLEL's encoder (projector 512-2048-BN-ReLU-128, temperature 0.2, SGD 0.03 cosine)."""
-
-    projector_hidden: int = Field(default=2048, ge=1, le=16384)
-    latent_dim: int = Field(default=128, ge=2, le=4096)
-    temperature: float = Field(default=0.2, gt=0, le=100)
-    optimizer: OptimizerConfig = optimizer_field(sgd())
+from runner.config.methods import SimCLRSettings
 
 
 def nt_xent(queries: torch.Tensor, temperature: float, extra_keys: torch.Tensor | None = None) -> torch.Tensor:
@@ -34,7 +24,6 @@ class SimCLR(SelfSupervisedMethod):
     """ResNet-18 backbone + projector (hidden-BN-ReLU-latent), NT-Xent."""
 
     Settings = SimCLRSettings
-    has_negatives = True
 
     def __init__(
         self, backbone: ResNet18Backbone, augment: nn.Module, hidden: int, latent_dim: int, temperature: float
