@@ -83,9 +83,11 @@ def test_ref32_is_the_issue_configuration():
 
 
 @pytest.mark.slow
-def test_bench_prints_one_json_line():
+def test_bench_prints_one_json_line_and_its_old_preset_flag_is_deprecated():
     result = run_cli("bench", "--config", "tiny", "--iterations", "2", "--warmup", "1", "--set", "sgld.steps=2")
     assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: bench --config is deprecated and will be removed: use --preset"]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])

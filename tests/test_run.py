@@ -70,12 +70,18 @@ def test_same_seed_gives_identical_result_metrics(three_iterations, tmp_path):
 
 
 @pytest.mark.slow
-def test_rerun_of_a_finished_run_resumes_without_training(three_iterations):
+def test_rerun_of_a_finished_run_shows_it_and_reeval_resumes_without_training(three_iterations):
     run_dir, _ = three_iterations
     before = (run_dir / "ckpt/LATEST").read_text()
+    result_before = (run_dir / "result.json").read_text()
     again = run_cli(*local_args(str(run_dir.parent), iterations=3))
     assert again.returncode == 0, again.stderr
-    assert "resumed baseline-tiny-s0 at step 3" in again.stdout + again.stderr
+    assert "baseline-tiny-s0: already finished" in again.stderr
+    assert "evaluating" not in again.stdout + again.stderr
+    assert (run_dir / "result.json").read_text() == result_before
+    reeval = run_cli(*local_args(str(run_dir.parent), iterations=3), "--reeval")
+    assert reeval.returncode == 0, reeval.stderr
+    assert "resumed baseline-tiny-s0 at step 3" in reeval.stdout + reeval.stderr
     assert (run_dir / "ckpt/LATEST").read_text() == before
 
 

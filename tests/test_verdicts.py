@@ -161,3 +161,19 @@ def test_a_bad_effect_or_report_name_is_a_user_error(tmp_path):
         summarize(str(tmp_path), None, "", effect="fid=0")
     with pytest.raises(UserError, match="--report x.txt"):
         summarize(str(tmp_path), None, "", report="x.txt")
+
+
+@pytest.mark.parametrize("d", [6.0, 10.0, 1e3, 1e6])
+def test_an_effect_larger_than_two_seeds_need_asks_for_two(d):
+    """statsmodels' solver finds no root below two seeds and returns nan for a large d (seen with a tiny spread);
+    two seeds already have more than 80% power there (scipy's noncentral t, df 2)."""
+    t_crit = stats.t.ppf(0.975, 2)
+    noncentral = d * math.sqrt(2 / 2)
+    assert stats.nct.sf(t_crit, 2, noncentral) + stats.nct.cdf(-t_crit, 2, noncentral) >= 0.8
+    assert seeds_for(effect=d, spread=1.0) == 2
+
+
+def test_an_effect_two_seeds_cannot_detect_asks_for_three():
+    """d = 5: two seeds have power 0.72 (< 0.8), three have more."""
+    assert TTestIndPower().power(effect_size=5.0, nobs1=2, alpha=0.05, ratio=1.0) < 0.8
+    assert seeds_for(effect=5.0, spread=1.0) == 3

@@ -116,7 +116,10 @@ def seeds_for(effect: float, spread: float) -> int:
     d = effect / spread
     if d < 1e-3:
         return MAX_SEEDS
-    n = TTestIndPower().solve_power(effect_size=d, nobs1=None, alpha=ALPHA, power=POWER, ratio=1.0)
+    analysis = TTestIndPower()
+    if analysis.power(effect_size=d, nobs1=2, alpha=ALPHA, ratio=1.0) >= POWER:
+        return 2  # the solver finds no root below two seeds (it returns nan for a large d)
+    n = analysis.solve_power(effect_size=d, nobs1=None, alpha=ALPHA, power=POWER, ratio=1.0)
     return int(min(MAX_SEEDS, max(2, math.ceil(float(n)))))
 
 
