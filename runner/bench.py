@@ -5,12 +5,14 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from runner.clel.train import Trainer
+from runner.clel.model import training_engine
 from runner.config import ExperimentsFile, RunConfig
 from runner.data import ImageData
 from runner.device import resolve_device
@@ -66,38 +68,40 @@ def bar_steps(bar: tqdm, count: int):
 
 
 def run_bench(cfg: RunConfig, name: str, iterations: int, warmup: int) -> dict[str, Any]:
-    """Warm up, time `iterations` training iterations; the SGLD share is timed around the sampler."""
+    """Warm up, time `iterations` training iterations; the SGLD share is timed by the model's "sgld" phase hook."""
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    trainer = Trainer(cfg, synthetic_data(cfg.data.image_size, max(SYNTHETIC_IMAGES, cfg.train.batch_size)), device)
-    sgld_seconds = 0.0
-    sample = trainer.draw_samples
+    engine = training_engine(
+        cfg, synthetic_data(cfg.data.image_size, max(SYNTHETIC_IMAGES, cfg.train.batch_size)), device
+    )
+    phase_seconds: dict[str, float] = {}
 
-    def timed_sample(batch_size: int) -> torch.Tensor:
-        nonlocal sgld_seconds
+    @contextmanager
+    def timed(phase: str) -> Iterator[None]:
         _synchronize(device)
         started = time.perf_counter()
-        x = sample(batch_size)
+        yield
         _synchronize(device)
-        sgld_seconds += time.perf_counter() - started
-        return x
+        phase_seconds[phase] = phase_seconds.get(phase, 0.0) + time.perf_counter() - started
 
-    trainer.draw_samples = timed_sample
+    engine.model.phase_hooks.append(timed)
     bar = tqdm(total=warmup + iterations, desc=f"bench {name}", unit="it", file=sys.stderr, dynamic_ncols=True)
     for _ in range(warmup):
-        trainer.train_step()
+        engine.train_step()
         bar.update()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    sgld_seconds, times = 0.0, []
+    phase_seconds.clear()
+    times = []
     for _ in bar_steps(bar, iterations):
         _synchronize(device)
         started = time.perf_counter()
-        trainer.train_step()
+        engine.train_step()
         _synchronize(device)
         times.append(time.perf_counter() - started)
     bar.close()
+    sgld_seconds = phase_seconds.get("sgld", 0.0)
     result = {
         "config": name,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -1,8 +1,11 @@
-"""A trainer's state as checkpoint bytes, and back: loaded without unpickling code, checked field by field.
+"""An engine's state as checkpoint bytes, and back: loaded without unpickling code, checked against the state of
+the engine it is loaded into.
 
 Checkpoint bytes come from a store, so they are untrusted: torch's weights-only unpickler builds nothing but
-tensors and plain containers, and every field is checked against the run's config before the trainer
-uses it. A forged or damaged checkpoint is a CheckpointRefused (the CLI: one line, exit code 2).
+tensors and plain containers. The check is one generic walk of the fresh engine's own state: the same fields;
+every module's and buffer's tensors of the same names, dtypes and shapes; optimizers whose hyperparameters are
+the config's and whose state fits their parameters; schedules at the checkpoint's step. A forged or damaged
+checkpoint is a CheckpointRefused (the CLI: one line, exit code 2).
 """
 
 import io
@@ -11,23 +14,34 @@ from typing import Any
 
 import torch
 
-from runner.clel.train import Trainer
+from runner.clel.engine import Engine
 
 
 class CheckpointRefused(Exception):
     """The checkpoint's content does not fit this run."""
 
 
-def to_bytes(trainer: Trainer, wall_s: float) -> bytes:
-    """The trainer's full state plus the training wall time so far, serialised."""
+def to_bytes(engine: Engine, wall_s: float) -> bytes:
+    """The engine's full state plus the training wall time so far, serialised."""
     buffer = io.BytesIO()
-    torch.save({**trainer.state_dict(), "wall_s": wall_s}, buffer)
+    torch.save({**engine.state_dict(), "wall_s": wall_s}, buffer)
     return buffer.getvalue()
 
 
 def _expect(condition: bool, what: str) -> None:
     if not condition:
         raise CheckpointRefused(what)
+
+
+def _same_tensors(loaded: Any, fresh: Any, where: str) -> None:
+    """loaded has the structure of fresh: the same keys, and tensors of the same dtype and shape."""
+    if isinstance(fresh, torch.Tensor):
+        fits = isinstance(loaded, torch.Tensor) and loaded.dtype == fresh.dtype and loaded.shape == fresh.shape
+        _expect(fits, f"{where} has another shape or type")
+    elif isinstance(fresh, dict):
+        _expect(isinstance(loaded, dict) and set(loaded) == set(fresh), f"{where} does not fit the model")
+        for key, value in fresh.items():
+            _same_tensors(loaded[key], value, f"{where}.{key}")
 
 
 def _check_optimizer(optimizer: torch.optim.Optimizer, fresh_groups: list[dict[str, Any]], name: str) -> None:
@@ -48,38 +62,33 @@ def _groups(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
     return [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
 
 
-def restore(trainer: Trainer, payload: bytes) -> float:
-    """Load checkpoint bytes into the trainer after checking them; returns the training wall time so far."""
-    cfg = trainer.cfg
+def restore(engine: Engine, payload: bytes) -> float:
+    """Load checkpoint bytes into the engine after checking them; returns the training wall time so far."""
+    device = next(engine.model.buffers()).device
     try:
-        state = torch.load(io.BytesIO(payload), map_location=trainer.device, weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except Exception as err:
         raise CheckpointRefused(f"not a checkpoint this runner wrote ({type(err).__name__})") from None
     _expect(isinstance(state, dict), "not a checkpoint this runner wrote (no state table)")
-    expected = set(trainer.state_dict()) | {"wall_s"}
+    fresh = engine.state_dict()
+    expected = set(fresh) | {"wall_s"}
     _expect(set(state) == expected, f"fields {sorted(set(state) ^ expected)} do not fit this run")
     step = state["step"]
-    _expect(type(step) is int and 0 <= step <= cfg.train.iterations, f"step {step!r} is not in [0, iterations]")
-    _expect(state["config_hash"] == cfg.config_hash, f"config hash {state['config_hash']!r} is not {cfg.config_hash}")
+    _expect(type(step) is int and 0 <= step <= engine.iterations, f"step {step!r} is not in [0, iterations]")
+    stored_hash = state["config_hash"]
+    _expect(stored_hash == engine.config_hash, f"config hash {stored_hash!r} is not {engine.config_hash}")
     wall_s = state["wall_s"]
     _expect(type(wall_s) in (int, float) and math.isfinite(wall_s) and wall_s >= 0, f"wall_s {wall_s!r}")
-    buffer = state["buffer"]
-    _expect(
-        isinstance(buffer, torch.Tensor)
-        and buffer.dtype == trainer.sampler.buffer.dtype
-        and buffer.shape == trainer.sampler.buffer.shape,
-        "the replay buffer has another shape or type",
-    )
-    fresh = {"ebm": _groups(trainer.ebm_optimizer)}
-    if trainer.crl is not None:
-        fresh["crl"] = _groups(trainer.crl_optimizer)
+    for name, _ in engine.model.named_children():
+        _same_tensors(state[name], fresh[name], name)
+    for name, _ in engine.model.named_buffers(recurse=False):
+        _same_tensors(state[name], fresh[name], f"the {name}")
+    groups = {name: _groups(optimizer) for name, optimizer in engine.optimizers.items()}
     try:
-        trainer.load_state_dict(state)
+        engine.load_state_dict(state)
     except Exception as err:
         raise CheckpointRefused(f"its state does not fit the models ({type(err).__name__}: {err})") from None
-    _check_optimizer(trainer.ebm_optimizer, fresh["ebm"], "ebm_optimizer")
-    _expect(trainer.ebm_schedule.last_epoch == step, "the EBM schedule is not at the checkpoint's step")
-    if trainer.crl is not None:
-        _check_optimizer(trainer.crl_optimizer, fresh["crl"], "crl_optimizer")
-        _expect(trainer.crl_schedule.last_epoch == step, "the encoder schedule is not at the checkpoint's step")
+    for name, optimizer in engine.optimizers.items():
+        _check_optimizer(optimizer, groups[name], f"{name}_optimizer")
+        _expect(engine.schedules[name].last_epoch == step, f"the {name} schedule is not at the checkpoint's step")
     return float(wall_s)

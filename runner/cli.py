@@ -6,6 +6,7 @@ Commands import what they need when they run, so a mistyped command fails in a f
 
 import inspect
 import json
+import os
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -15,6 +16,7 @@ from runner.cluster import ClusterCommands
 from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
 from runner.report.commands import ReportCommands
+from runner.result import COLLAPSE_RULE
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Field(ge=1, le=10**8)]
@@ -57,11 +59,22 @@ def resolve_run(
     return ExperimentsFile(config).resolve(exp, profile, seed, values, smoke=smoke)
 
 
+def check_job_config(cfg: Any) -> None:
+    """In a Kubernetes Job: the image's experiments.toml must resolve the config the Job was rendered for
+    (CLEL_CONFIG_HASH, set by `render`); UserError otherwise, before anything is done."""
+    expected = os.environ.get("CLEL_CONFIG_HASH")
+    if expected and expected != cfg.config_hash:
+        raise UserError(
+            f"{cfg.run_id}: this image resolves config {cfg.config_hash}, the Job was rendered for {expected} "
+            "(experiments.toml in the image differs from the one submitted)"
+        )
+
+
 def result_line(result: dict[str, Any]) -> str:
     """`<run_id>: fid F [COLLAPSED] (fid_init ..., features), N iterations, T s on DEVICE`."""
     fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
     fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
-    collapsed = " COLLAPSED (fid > 0.5 x fid_init: the samples stayed near noise)" if result.get("collapsed") else ""
+    collapsed = f" COLLAPSED ({COLLAPSE_RULE}: the samples stayed near noise)" if result.get("collapsed") else ""
     smoke = " (smoke run: not a result)" if result.get("smoke") else ""
     return (
         f"{result['run_id']}: fid {fid}{collapsed} (fid_init {fid_init}, {result['fid_features']} features), "
@@ -79,6 +92,8 @@ def print_result(result: dict[str, Any]) -> None:
 
 class Commands(ReportCommands, ClusterCommands):
     """CLEL ablation runner: train and evaluate CLEL ablations here or as Kubernetes Jobs, and summarize them."""
+
+    _job = False  # set by `worker`: the run is a Kubernetes Job's
 
     def list(self, config: str = DEFAULT_CONFIG_FILE) -> None:
         """The experiments and profiles of experiments.toml, and the seeds of a sweep."""
@@ -133,15 +148,39 @@ class Commands(ReportCommands, ClusterCommands):
         cfg = resolve_run(
             exp, profile, seed, iterations, device, ood, set, data_root, download, checkpoint_every, config, smoke
         )
+        if self._job:
+            check_job_config(cfg)
         from runner.run import execute  # torch is imported only once the flags are known to be good
 
         print_result(execute(cfg, store, reeval=reeval))
 
+    def evaluate(
+        self, store: str = "runs", run: str = "", device: Device | None = None, config: str = DEFAULT_CONFIG_FILE
+    ) -> None:
+        """Evaluate a stored run's newest checkpoint (FID and OOD AUROC, with its EMA models) and print the result.
+
+        The run's config comes from its config.json (validated, and checked against its hash); nothing is written
+        to the store (`local --reeval` replaces a run's result).
+
+        Flags:
+          run: the run id, e.g. baseline-tiny-s0 (`python -m runner summarize` lists a store's runs)
+        """
+        if not run:
+            raise UserError("evaluate: --run RUN_ID is required (e.g. --run baseline-tiny-s0)")
+        from runner.config import ExperimentsFile
+        from runner.run import log_line
+        from runner.stored_run import evaluate_stored_run
+
+        runtime = {} if device is None else {"runtime.device": device}
+        print_result(evaluate_stored_run(store, run, ExperimentsFile(config), runtime, log_line))
+
     def worker(self, *args: Any, **kwargs: Any) -> None:
-        """The entry point of a Kubernetes Job: `local` with the progress bar off (the same flags)."""
+        """The entry point of a Kubernetes Job: `local` with the progress bar off (the same flags), in an image whose
+        experiments.toml must resolve the config the Job was rendered for."""
         bound = inspect.signature(self.local).bind(*args, **kwargs)
         given = bound.arguments.get("set") or []
         bound.arguments["set"] = ["runtime.progress=false", *([given] if isinstance(given, str) else given)]
+        self._job = True
         self.local(*bound.args, **bound.kwargs)
 
     worker.__signature__ = inspect.signature(local)  # type: ignore[attr-defined]

@@ -1,16 +1,15 @@
-"""Evaluation of a trained run with its EMA models: FID of fresh SGLD samples and OOD AUROC per set."""
+"""Evaluation of a trained model with its EMA copies: FID of fresh SGLD samples and OOD AUROC per set."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.utils import parametrize
-from tqdm import tqdm
 
-from runner.clel.train import Trainer
+from runner.clel.model import CLEL
 from runner.data import ImageData, to_unit_float
+from runner.inputs import FidWeights
 from runner.metrics.fid import (
     FeaturesUnavailable,
     frechet_distance,
@@ -19,6 +18,7 @@ from runner.metrics.fid import (
     statistics,
 )
 from runner.metrics.ood import auroc
+from runner.progress import progress_bar
 
 
 @dataclass
@@ -38,27 +38,25 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, b
     return torch.cat(out).numpy()
 
 
-def generate_samples(
-    trainer: Trainer, start: torch.Tensor, passes: int, batch: int, progress: bool, position: int = 0
-) -> torch.Tensor:
+def generate_samples(model: CLEL, start: torch.Tensor, passes: int, batch: int, progress: bool) -> torch.Tensor:
     """`passes` rounds of the training sampler (re-init, augmentation, SGLD) over a copy of `start`, EMA EBM."""
     buffer, count = start.clone(), len(start)
-    energy_fn = trainer.marginal_energy_fn(trainer.ema_ebm)
+    energy_fn = model.marginal_energy_fn(model.ema_ebm)
     total = passes * ((count + batch - 1) // batch)
-    bar = tqdm(total=total, desc="sampling", disable=not progress, leave=False, position=position)
-    with trainer.sampling(trainer.ema_ebm), bar:
+    bar = progress_bar(total=total, desc="sampling", disable=not progress, leave=False)
+    with model.sampling(model.ema_ebm), bar:
         for _ in range(passes):
             for first in range(0, count, batch):
                 rows = slice(first, first + batch)
-                buffer[rows] = trainer.sampler.advance(buffer[rows], energy_fn)
+                buffer[rows] = model.sampler.advance(buffer[rows], energy_fn)
                 bar.update()
     return buffer
 
 
-def ood_scores(trainer: Trainer, images: torch.Tensor) -> dict[str, np.ndarray]:
+def ood_scores(model: CLEL, images: torch.Tensor) -> dict[str, np.ndarray]:
     """Marginal score -E(x) and joint score -E(x, z(x)) (z from the un-augmented x, beta = eval.joint_beta)."""
-    ebm, crl, energy = trainer.ema_ebm, trainer.ema_crl, trainer.energy
-    batch, device = trainer.cfg.eval.batch_size, trainer.device
+    ebm, crl, energy = model.ema_ebm, model.ema_crl, model.energy
+    batch, device = model.cfg.eval.batch_size, model.buffer.device
 
     def marginal(x: torch.Tensor) -> torch.Tensor:
         return -energy.marginal(*ebm(x))
@@ -68,26 +66,20 @@ def ood_scores(trainer: Trainer, images: torch.Tensor) -> dict[str, np.ndarray]:
 
         def joint(x: torch.Tensor) -> torch.Tensor:
             f, u = ebm(x)
-            return -energy.joint(f, u, crl.latent(x), beta=trainer.cfg.eval.joint_beta)
+            return -energy.joint(f, u, crl.latent(x), beta=model.cfg.eval.joint_beta)
 
         scores["joint"] = _batched(joint, images, batch, device)
     return scores
 
 
 def evaluate(
-    trainer: Trainer,
-    data: ImageData,
-    ood: dict[str, torch.Tensor],
-    log: Callable[[str], None],
-    inception_weights: Path | None = None,
-    unavailable: str | None = None,
-    position: int = 0,
+    model: CLEL, data: ImageData, ood: dict[str, torch.Tensor], log: Callable[[str], None], weights: FidWeights
 ) -> Evaluation:
     """FID (with fid_init of the initial noise buffer) and AUROC of both scores for every OOD set.
 
-    For Inception features, `inception_weights` is the verified file; `unavailable` says why there is none.
+    For Inception features, `weights` holds the verified file or why there is none (FID then missing).
     """
-    cfg = trainer.cfg
+    cfg, device = model.cfg, model.buffer.device
     ev, progress = cfg.eval, cfg.runtime.progress
     notes: list[str] = []
     features = cfg.fid_features
@@ -100,29 +92,29 @@ def evaluate(
     generator_state = torch.get_rng_state()
     torch.manual_seed(cfg.seed + 1)  # evaluation draws its own noise: it does not depend on where training stopped
     try:
-        if unavailable:
-            raise FeaturesUnavailable(unavailable)
-        extractor = load_feature_extractor(features, trainer.device, inception_weights)
+        if weights.unavailable:
+            raise FeaturesUnavailable(weights.unavailable)
+        extractor = load_feature_extractor(features, device, weights.path)
     except FeaturesUnavailable as err:
         extractor = None
         notes.append(f"fid missing: {err}")
         log(f"FID: {err}; fid is recorded as missing")
-    noise = torch.rand((ev.fid_samples, *data.train.shape[1:]), device=trainer.device)
-    samples = generate_samples(trainer, noise, ev.fid_sgld_passes, ev.batch_size, progress, position)
+    noise = torch.rand((ev.fid_samples, *data.train.shape[1:]), device=device)
+    samples = generate_samples(model, noise, ev.fid_sgld_passes, ev.batch_size, progress)
     if extractor is not None:
         reference = reference_statistics(f"{data.name}{data.image_size}-train", to_unit_float(data.train), extractor)
         fid_init = frechet_distance(*statistics(extractor(noise)), *reference)  # noise: singular by nature
         fid = frechet_distance(*statistics(extractor(samples)), *reference, notes=notes)
     results: dict[str, dict[str, float | None]] = {}
     with torch.no_grad(), parametrize.cached():
-        in_scores = ood_scores(trainer, data.test)
+        in_scores = ood_scores(model, data.test)
         for name, images in ood.items():
-            out_scores = ood_scores(trainer, images)
+            out_scores = ood_scores(model, images)
             results[name] = {
                 kind: auroc(in_scores[kind], out_scores[kind]) if kind in in_scores else None
                 for kind in ("marginal", "joint")
             }
     torch.set_rng_state(generator_state)
-    if trainer.crl is None:
+    if model.crl is None:
         notes.append("joint score n/a: no encoder (plain EBM)")
     return Evaluation(fid, fid_init, features, protocol, results, samples[: ev.sample_grid].cpu(), notes)

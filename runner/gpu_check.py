@@ -22,7 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from runner import checkpoints
 from runner.bench import bench_config, run_bench, synthetic_data
-from runner.clel.train import Trainer
+from runner.clel.engine import Engine
+from runner.clel.model import training_engine
 from runner.config import ExperimentsFile, RunConfig
 from runner.data import load_digits
 from runner.device import resolve_device
@@ -78,12 +79,12 @@ DIGITS_32 = {
 }
 
 
-def sgld_step_flops(trainer: Trainer) -> int:
+def sgld_step_flops(engine: Engine) -> int:
     """FLOPs of one SGLD step on a training batch: the EBM's forward and the gradient with respect to its input."""
-    batch = trainer.cfg.train.batch_size
-    x = torch.rand((batch, *trainer.train_images.shape[1:]), device=trainer.device)
-    energy = trainer.marginal_energy_fn(trainer.ebm)
-    with trainer.sampling(trainer.ebm), FlopCounterMode(display=False) as counter:
+    model = engine.model
+    x = torch.rand((engine.batch_size, *model.buffer.shape[1:]), device=model.buffer.device)
+    energy = model.marginal_energy_fn(model.ebm)
+    with model.sampling(model.ebm), FlopCounterMode(display=False) as counter:
         x.requires_grad_(True)
         # the counter's module hooks refuse a leaf tensor as a module's input: hand the EBM a copy (no FLOPs)
         torch.autograd.grad(energy(x.clone()).sum(), x)
@@ -94,8 +95,8 @@ def bench_row(name: str, plain: bool, bf16: bool, device: str, sizes: Sizes) -> 
     """One bench configuration and path: its timing and the SGLD's achieved throughput."""
     cfg = bench_config(name, plain, device, bf16, sizes.bench_overrides)
     result = run_bench(cfg, name, sizes.bench_iterations, sizes.bench_warmup)
-    trainer = Trainer(cfg, synthetic_data(cfg.data.image_size), resolve_device(device))
-    flops = sgld_step_flops(trainer) * cfg.sgld.steps
+    engine = training_engine(cfg, synthetic_data(cfg.data.image_size), resolve_device(device))
+    flops = sgld_step_flops(engine) * cfg.sgld.steps
     sgld_seconds = result["sec_per_iter"]["median"] * result["sgld_share"]
     return {
         **{key: result[key] for key in ("config", "path", "precision", "batch_size", "sgld_steps", "sgld_share")},
@@ -135,24 +136,24 @@ def training_run(device: str, sizes: Sizes, store_uri: str) -> dict[str, Any]:
 
 
 def resume_check(device: str, sizes: Sizes, store_uri: str) -> dict[str, Any]:
-    """Train 2k steps with a checkpoint at k through a store; resume a new trainer from it; compare the end states."""
+    """Train 2k steps with a checkpoint at k through a store; resume a new engine from it; compare the end states."""
     k = sizes.resume_steps
     cfg = digits_config(2 * k, device, sizes)
     data, dev = load_digits(32), resolve_device(device)
-    straight = Trainer(cfg, data, dev)
+    straight = training_engine(cfg, data, dev)
     run = RunStore(open_store(store_uri), "resume-check")
     for _ in range(k):
         straight.train_step()
     run.save_checkpoint(k, checkpoints.to_bytes(straight, 0.0))
     for _ in range(k):
         straight.train_step()
-    resumed = Trainer(cfg, data, dev)
+    resumed = training_engine(cfg, data, dev)
     checkpoints.restore(resumed, RunStore(open_store(store_uri), "resume-check").load_checkpoint(lambda _: None))
     for _ in range(k):
         resumed.train_step()
     differences = [
         (a - b).abs().max().item()
-        for a, b in zip(straight.ebm.state_dict().values(), resumed.ebm.state_dict().values(), strict=True)
+        for a, b in zip(straight.model.ebm.state_dict().values(), resumed.model.ebm.state_dict().values(), strict=True)
         if a.is_floating_point()
     ]
     return {

@@ -5,7 +5,24 @@ profile's real ones: `smoke` (a smoke run). Experiment and profile names are `[a
 safe path part and a Kubernetes label value.
 """
 
+import json
 import re
+
+# the files of a run's directory (<run_id>/...) and of a store's top level
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+SAMPLES_FILE = "samples.png"
+METRICS_FILE = "metrics.jsonl"
+CKPT_DIR = "ckpt"
+LATEST = f"{CKPT_DIR}/LATEST"
+CKPT_PREFIX = f"{CKPT_DIR}/step-"
+EVALS_DIR = "evals"  # earlier evaluations a --reeval replaced: evals/<UTC time>/result.json, samples.png
+EVENTS = re.compile(r"events\.out\.tfevents\.[A-Za-z0-9_.-]+")
+SWEEP_FILE = "sweep.json"  # the runs the last sweep asked for (the missing-runs grid)
+SUMMARY_FILE = "summary.csv"  # summarize's outputs, in the store's root: summary.csv, summary_runs.csv, summary.png
+SAMPLES_GRID_FILE = "samples_grid.png"
+REPORT_FILE = "report.md"
+TENSORBOARD_DIR = "tensorboard"
 
 SMOKE = "smoke"
 RUN_ID = re.compile(
@@ -30,3 +47,33 @@ def parse_run_id(text: str) -> tuple[str, str, str, int] | None:
     if match is None:
         return None
     return match["experiment"], match["profile"], match["variant"] or "", int(match["seed"])
+
+
+def is_log_file(name: str) -> bool:
+    """Whether a name in a run directory is one of the log files (a single, safe path component)."""
+    return name == METRICS_FILE or bool(EVENTS.fullmatch(name))
+
+
+def metrics_lines(text: str, up_to_step: int | None = None) -> tuple[list[str], int]:
+    """The well-formed lines of a metrics.jsonl (with step <= up_to_step) and how many lines were dropped.
+
+    metrics.jsonl comes from a store, so it is untrusted: a line is kept only when it is a JSON object with an
+    integer `step`."""
+    kept, dropped = [], 0
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            step = record["step"]
+            if type(step) is not int:
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            dropped += bool(line.strip())
+            continue
+        if up_to_step is None or step <= up_to_step:
+            kept.append(line)
+    return kept, dropped
+
+
+def metrics_records(text: str) -> list[dict]:
+    """The well-formed records of a metrics.jsonl, in file order."""
+    return [json.loads(line) for line in metrics_lines(text)[0]]

@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, mod
 
 from runner import layout
 
-RESULT_FILE = "result.json"
 # A run collapsed when its samples stayed near the initial noise: FID above this fraction of fid_init, the FID of
 # the uniform-noise buffer sampling starts from (docs/STABILITY.md). A collapsed run is flagged, never dropped.
 COLLAPSE_FRACTION = 0.5
+COLLAPSE_RULE = f"fid > {COLLAPSE_FRACTION} x fid_init"  # how messages and tables state it
 
 
 def is_collapsed(fid: float | None, fid_init: float | None) -> bool | None:

@@ -8,7 +8,6 @@ fetched from the store are untrusted: only names this module writes are fetched,
 
 import json
 import math
-import re
 import shutil
 import sys
 import tempfile
@@ -20,33 +19,10 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
+from runner.layout import METRICS_FILE, is_log_file, metrics_lines
 from runner.store import RunStore
 
-METRICS_FILE = "metrics.jsonl"
-EVENTS = re.compile(r"events\.out\.tfevents\.[A-Za-z0-9_.-]+")
 PROGRESS_EVERY_S = 60.0
-
-
-def is_log_file(name: str) -> bool:
-    """Whether a name in a run directory is one of the log files (a single, safe path component)."""
-    return name == METRICS_FILE or bool(EVENTS.fullmatch(name))
-
-
-def metrics_lines(text: str, up_to_step: int | None = None) -> tuple[list[str], int]:
-    """The well-formed lines of a metrics.jsonl (with step <= up_to_step) and how many lines were dropped."""
-    kept, dropped = [], 0
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-            step = record["step"]
-            if type(step) is not int:
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            dropped += bool(line.strip())
-            continue
-        if up_to_step is None or step <= up_to_step:
-            kept.append(line)
-    return kept, dropped
 
 
 class RunLogs:

@@ -23,8 +23,10 @@ from tqdm import tqdm
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig
 from runner.errors import EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_USER_ERROR, Diverged, Preempted, UserError
+from runner.layout import RESULT_FILE
+from runner.progress import nested, progress_bar
 from runner.report.sweep import record_sweep
-from runner.result import RESULT_FILE, RunResult
+from runner.result import RunResult
 from runner.store import RunStore, Store, open_store
 
 
@@ -80,7 +82,7 @@ def plan_sweep(
 
 def check_plan_inputs(plan: SweepPlan) -> None:
     """Every run's inputs checked (cache, data root, OOD files, FID weights) before the store is touched."""
-    from runner.run import check_inputs
+    from runner.inputs import check_inputs
 
     checked = set()
     for cfg in plan.runs:
@@ -135,7 +137,8 @@ def run_in_process(plan: SweepPlan, store_uri: str, overall: tqdm, outcome: Swee
     for cfg in plan.remaining:
         overall.set_postfix_str(cfg.run_id)
         try:
-            result = execute(cfg, store_uri, log, progress_position=1)
+            with nested():  # the run's bars go below the overall one
+                result = execute(cfg, store_uri, log)
         except Diverged as err:
             outcome.failed[cfg.run_id] = (EXIT_DIVERGED, f"diverged: {err}")
             log(f"{cfg.run_id}: diverged: {err}")
@@ -265,7 +268,7 @@ def sweep(
     record_sweep(store, [cfg.run_id for cfg in plan.runs])
     log(f"sweep: {len(plan.runs)} runs ({len(plan.finished)} finished, {len(plan.remaining)} to run) in {store.uri}")
     outcome = SweepOutcome()
-    overall = tqdm(total=len(plan.runs), initial=len(plan.finished), desc="sweep", unit="run", position=0)
+    overall = progress_bar(total=len(plan.runs), initial=len(plan.finished), desc="sweep", unit="run")
     with stop_on_signals(), overall:
         if parallel <= 1:
             run_in_process(plan, store_uri, overall, outcome)
@@ -275,7 +278,7 @@ def sweep(
     if outcome.preempted:
         raise Preempted("a run was stopped (SIGTERM or Ctrl-C) and checkpointed; run the same command to continue")
     if plan.finished or outcome.done:
-        from runner.report import summarize
+        from runner.report.summary import summarize
 
         summarize(store.uri, None, config)
     outcome.raise_failures()

@@ -3,7 +3,7 @@
 The oracle is the project in float64 (issue #20: it equals the reference implementation in float64 to 1e-7), on
 the same weights and inputs: one batch x, samples x~ from the replay buffer, the SimCLR views and the view z is
 taken from drawn once. Every quantity of one training step is computed three times: the optimized path (the
-Trainer with runtime.optimized = true: modules and inputs in channels-last, SGLD on cached frozen weights), the
+model with runtime.optimized = true: modules and inputs in channels-last, SGLD on cached frozen weights), the
 plain path (fp32, contiguous) and the plain path in float64. The plain path's error is the fp32 floor.
 
 Each number is max |a - oracle| / max |oracle| over the tensor (gradients: per tensor, then the largest over
@@ -38,9 +38,10 @@ from torch import nn
 from runner.bench import bench_config, synthetic_data
 from runner.clel.crl.simclr import nt_xent
 from runner.clel.energy import ebm_loss
+from runner.clel.engine import Engine
+from runner.clel.model import CLEL, training_engine
 from runner.clel.networks import power_iterate
 from runner.clel.sampler import sgld
-from runner.clel.train import Trainer
 from runner.config import ExperimentsFile, RunConfig
 from runner.data import ImageData, load_digits
 
@@ -71,28 +72,28 @@ def run_config(name: str, optimized: bool) -> tuple[RunConfig, ImageData]:
     return ExperimentsFile().resolve("baseline", "tiny", 0, values), load_digits(16)
 
 
-def trainers(name: str, train_steps: int) -> tuple[Trainer, Trainer]:
-    """(optimized, plain) Trainers in the same state: init, or after `train_steps` optimized training steps."""
+def engines(name: str, train_steps: int) -> tuple[Engine, Engine]:
+    """(optimized, plain) engines in the same state: init, or after `train_steps` optimized training steps."""
     cfg, data = run_config(name, True)
-    fast = Trainer(cfg, data, torch.device("cpu"))
+    fast = training_engine(cfg, data, torch.device("cpu"))
     for _ in range(train_steps):
         fast.train_step()
     cfg, data = run_config(name, False)
-    plain = Trainer(cfg, data, torch.device("cpu"))
+    plain = training_engine(cfg, data, torch.device("cpu"))
     plain.load_state_dict(fast.state_dict())
-    if not plain.energy.norm_direction_split:
+    if not plain.model.energy.norm_direction_split:
         raise SystemExit("the float64 energies below are the separated energy (the baseline's)")
     return fast, plain
 
 
-def fixed_inputs(plain: Trainer, seed: int) -> dict[str, torch.Tensor]:
+def fixed_inputs(plain: Engine, seed: int) -> dict[str, torch.Tensor]:
     """One data batch, samples from the buffer, the SimCLR views of the batch and the view z is taken from."""
     torch.manual_seed(seed)
-    batch = plain.cfg.train.batch_size
-    x = plain.data_batch(plain.step).contiguous()
-    samples = plain.sampler.buffer[:batch].contiguous().clone()
-    views = plain.crl.augment(torch.cat([x, x])).contiguous()
-    view_z = plain.crl.augment(x).contiguous()
+    batch, model = plain.batch_size, plain.model
+    x = plain.batches(plain.step).contiguous()
+    samples = model.buffer[:batch].contiguous().clone()
+    views = model.crl.augment(torch.cat([x, x])).contiguous()
+    view_z = model.crl.augment(x).contiguous()
     return {"x": x, "samples": samples, "views": views, "view_z": view_z}
 
 
@@ -161,17 +162,17 @@ def cpu_float64_copy(module: nn.Module) -> nn.Module:
 
 
 def evaluate(
-    trainer: Trainer, ebm: nn.Module, crl: nn.Module, inputs: dict[str, torch.Tensor], dtype: torch.dtype
+    model: CLEL, ebm: nn.Module, crl: nn.Module, inputs: dict[str, torch.Tensor], dtype: torch.dtype
 ) -> dict[str, Any]:
     """One training step's quantities on fixed inputs: energies, losses, one SGLD step, all gradients.
 
-    fp32: the Trainer's own energies, latent, sampling context and energy function (its path: optimized or
+    fp32: the model's own energies, latent, sampling context and energy function (its path: optimized or
     plain). float64: the same formulas written out (the project's energies cast to float32).
     """
     ebm, crl = copy.deepcopy(ebm).to(dtype), copy.deepcopy(crl).to(dtype)
-    layout = torch.channels_last if trainer.optimized else torch.contiguous_format
+    layout = torch.channels_last if model.optimized else torch.contiguous_format
     data = {k: v.to(dtype).contiguous(memory_format=layout) for k, v in inputs.items()}
-    cfg, batch = trainer.cfg, len(inputs["x"])
+    cfg, batch = model.cfg, len(inputs["x"])
     exact = dtype == torch.float64
 
     sampler_ebm = copy.deepcopy(ebm)  # SGLD runs before the training forward, on the same weights
@@ -184,8 +185,8 @@ def evaluate(
 
         step = sgld(data["samples"], energy_fn, 1, cfg.sgld.step_size, cfg.sgld.noise, cfg.sgld.grad_clip)
     else:
-        with trainer.sampling(sampler_ebm):
-            fn = trainer.marginal_energy_fn(sampler_ebm)
+        with model.sampling(sampler_ebm):
+            fn = model.marginal_energy_fn(sampler_ebm)
             step = sgld(data["samples"], fn, 1, cfg.sgld.step_size, cfg.sgld.noise, cfg.sgld.grad_clip)
 
     ebm.train()
@@ -195,14 +196,14 @@ def evaluate(
     if exact:
         with torch.no_grad():
             z = F.normalize(crl.embed(data["view_z"]), dim=1)
-        beta = trainer.energy.beta
+        beta = model.energy.beta
         joint = 0.5 * f_data.pow(2).sum(1) - beta * (F.normalize(u_data, dim=1) * z).sum(1)
         marginal_data, marginal_samples = 0.5 * f_data.pow(2).sum(1), 0.5 * f_samples.pow(2).sum(1)
     else:
         z = crl.latent(data["view_z"])
-        joint = trainer.energy.joint(f_data, u_data, z)
-        marginal_data = trainer.energy.marginal(f_data, u_data)
-        marginal_samples = trainer.energy.marginal(f_samples, u_samples)
+        joint = model.energy.joint(f_data, u_data, z)
+        marginal_data = model.energy.marginal(f_data, u_data)
+        marginal_samples = model.energy.marginal(f_samples, u_samples)
     loss_ebm = ebm_loss(joint, marginal_data, marginal_samples, cfg.energy.alpha)
     features = crl.backbone(data["views"])
     loss_crl = nt_xent(crl.projector(features), crl.temperature, F.normalize(u_samples.detach(), dim=1))
@@ -265,11 +266,12 @@ def rows(result: dict[str, Any], oracle: dict[str, Any]) -> dict[str, str]:
     return cells
 
 
-def measure(name: str, fast: Trainer, plain: Trainer, train_steps: int, seed: int) -> tuple[str, str]:
-    """The Markdown tables of one configuration in one state (the Trainers are left as they are), and its one-line
-    summary (a row of the table over seeds)."""
+def measure(name: str, pair: tuple[Engine, Engine], train_steps: int, seed: int) -> tuple[str, str]:
+    """The Markdown tables of one configuration in one state (the (optimized, plain) engines are left as they
+    are), and its one-line summary (a row of the table over seeds)."""
     started = time.perf_counter()
-    inputs = fixed_inputs(plain, seed)
+    inputs = fixed_inputs(pair[1], seed)
+    fast, plain = pair[0].model, pair[1].model
     masks = ReLUMasks()
     pinned = replace_modules(
         copy.deepcopy(plain.crl), lambda m: isinstance(m, nn.ReLU), lambda key, _: PinnedReLU(key, masks)
@@ -324,8 +326,8 @@ def measure(name: str, fast: Trainer, plain: Trainer, train_steps: int, seed: in
 
 
 def cause_table(
-    fast: Trainer,
-    plain: Trainer,
+    fast: CLEL,
+    plain: CLEL,
     pinned: nn.Module,
     masks: ReLUMasks,
     inputs: dict[str, torch.Tensor],
@@ -340,15 +342,15 @@ def cause_table(
     )
     variants = {"optimized": optimized, "plain (fp32 floor)": floor}
     flips = {}
-    for label, trainer in (("optimized", fast), ("plain (fp32 floor)", plain)):
+    for label, model in (("optimized", fast), ("plain (fp32 floor)", plain)):
         placed = copy.deepcopy(pinned)
-        if trainer.optimized:
+        if model.optimized:
             placed = placed.to(memory_format=torch.channels_last)
         masks.start("count")
-        evaluate(trainer, trainer.ebm, placed, inputs, torch.float32)
+        evaluate(model, model.ebm, placed, inputs, torch.float32)
         flips[label] = sum(masks.flips.values())
         masks.start("impose")
-        variants[f"{label}, ReLU masks pinned to fp64"] = evaluate(trainer, trainer.ebm, placed, inputs, torch.float32)
+        variants[f"{label}, ReLU masks pinned to fp64"] = evaluate(model, model.ebm, placed, inputs, torch.float32)
         masks.start("off")
     variants["optimized, BatchNorm2d on contiguous tensors"] = evaluate(
         fast, fast.ebm, contiguous_bn, inputs, torch.float32
@@ -372,7 +374,7 @@ def cause_table(
     return lines, flips
 
 
-def power_iteration_line(plain: Trainer, inputs: dict[str, torch.Tensor]) -> str:
+def power_iteration_line(plain: CLEL, inputs: dict[str, torch.Tensor]) -> str:
     """f(x) on data with the spectral-norm estimate after P - 1 against after P power iterations."""
     total = plain.cfg.ebm.power_iterations
     found = []
@@ -410,9 +412,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     for name in names:
         summaries = []
-        fast, plain = trainers(name, args.train_steps)
+        pair = engines(name, args.train_steps)
         for i, seed in enumerate(seeds):
-            text, summary = measure(name, fast, plain, args.train_steps, seed)
+            text, summary = measure(name, pair, args.train_steps, seed)
             summaries.append(summary)
             if i == 0:
                 print(text, flush=True)

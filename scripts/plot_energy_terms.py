@@ -3,16 +3,15 @@ term log Phi_d(kappa) against 1/2 ||f||^2, and the data and sample energies, per
 
     python scripts/plot_energy_terms.py STORE OUT.png RUN_ID [RUN_ID ...]
 
-Reads the files as data (runner.run_logs.metrics_lines keeps only well-formed lines).
+Reads the files as data (runner.layout.metrics_records keeps only well-formed lines).
 """
 
-import json
 import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from runner.run_logs import metrics_lines
+from runner.layout import metrics_records
 
 PANELS = [
     ("u_norm", "||u|| (projector output)", "linear"),
@@ -26,7 +25,7 @@ PANELS = [
 
 def series(store: Path, run_id: str) -> list[dict]:
     text = (store / run_id / "metrics.jsonl").read_text(errors="replace")
-    return [json.loads(line) for line in metrics_lines(text)[0]]
+    return metrics_records(text)
 
 
 def plot(store: Path, out: Path, run_ids: list[str]) -> None:

@@ -473,7 +473,7 @@ CASES = [
         env={"CLEL_S3_ADDRESSING": "sideways"},
     ),
     case("store-cache-is-file", f"{LOCAL}", "CLEL_CACHE", {"afile": "x"}, env={"CLEL_CACHE": "afile"}),
-    case("store-config-hash", f"{LOCAL}", "differs", env={"CLEL_CONFIG_HASH": "0123456789ab"}),
+    case("store-config-hash", LOCAL.replace("local", "worker", 1), "differs", env={"CLEL_CONFIG_HASH": "0123456789ab"}),
     case("store-run-dir-is-file", f"{LOCAL} --store st", "is not a directory", {"st/baseline-tiny-s0": "x"}),
     case("store-ckpt-is-file", f"{LOCAL} --store st", "ckpt is not a directory", {"st/baseline-tiny-s0/ckpt": "x"}),
     case(

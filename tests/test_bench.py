@@ -8,7 +8,8 @@ import torch
 from runs import run_cli
 
 from runner.bench import REF32, bench_config
-from runner.clel.train import Trainer
+from runner.clel.engine import Engine
+from runner.clel.model import training_engine
 from runner.config import ExperimentsFile
 from runner.data import load_digits
 from runner.errors import UserError
@@ -16,22 +17,22 @@ from runner.errors import UserError
 SMALL = {"sgld.steps": 4, "train.batch_size": 8, "sgld.buffer_size": 32}
 
 
-def _trainers(experiment: str) -> tuple[Trainer, Trainer]:
+def _engines(experiment: str) -> tuple[Engine, Engine]:
     data = load_digits(16)
     pair = []
     for optimized in (False, True):
         cfg = ExperimentsFile().resolve(experiment, "tiny", 0, {**SMALL, "runtime.optimized": optimized})
-        pair.append(Trainer(cfg, data, torch.device("cpu")))
-    assert pair[0].cfg.config_hash == pair[1].cfg.config_hash  # runtime.optimized is not part of the math
+        pair.append(training_engine(cfg, data, torch.device("cpu")))
+    assert pair[0].model.cfg.config_hash == pair[1].model.cfg.config_hash  # runtime.optimized is not part of the math
     return pair[0], pair[1]
 
 
 @pytest.mark.parametrize("experiment", ["baseline", "no_norm_split", "moco"])
 def test_optimized_and_plain_paths_agree(experiment):
-    plain, fast = _trainers(experiment)
-    assert not plain.optimized and fast.optimized
-    assert fast.ebm.backbone[1].parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
-    encoder_at_init = copy.deepcopy(plain.crl.state_dict())
+    plain, fast = _engines(experiment)
+    assert not plain.model.optimized and fast.model.optimized
+    assert fast.model.ebm.backbone[1].parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
+    encoder_at_init = copy.deepcopy(plain.model.crl.state_dict())
     for _ in range(3):
         torch.manual_seed(plain.step + 7)
         plain_metrics = plain.train_step()
@@ -42,14 +43,14 @@ def test_optimized_and_plain_paths_agree(experiment):
             # in docs/FIDELITY.md, "Precision"): its mean cosine with u, a number in [-1, 1], gets an absolute bound
             tolerance = {"abs": 1e-4} if name == "latent_alignment" else {"rel": 1e-4, "abs": 1e-6}
             assert getattr(fast_metrics, name) == pytest.approx(value, **tolerance), name
-        torch.testing.assert_close(fast.sampler.buffer, plain.sampler.buffer, rtol=1e-4, atol=1e-5)
-    for (name, p), q in zip(plain.ebm.state_dict().items(), fast.ebm.state_dict().values(), strict=True):
+        torch.testing.assert_close(fast.model.buffer, plain.model.buffer, rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(plain.model.ebm.state_dict().items(), fast.model.ebm.state_dict().values(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
     # The encoder's ReLUs turn rounding differences of the two memory layouts into a few flipped activations, and
     # SGD with momentum carries them on: how far apart the two paths end depends on the thread count (oneDNN picks
     # other kernels). The same math keeps them a small fraction of what three steps moved each tensor (seen: at
     # most 3% with one thread, 0.06% with two); a difference in the math would be of the size of the update.
-    for (name, p), q in zip(plain.crl.state_dict().items(), fast.crl.state_dict().values(), strict=True):
+    for (name, p), q in zip(plain.model.crl.state_dict().items(), fast.model.crl.state_dict().values(), strict=True):
         if not p.is_floating_point():
             assert torch.equal(q, p), name
             continue
@@ -58,7 +59,7 @@ def test_optimized_and_plain_paths_agree(experiment):
 
 
 def test_optimized_sampling_restores_the_ebm():
-    _, fast = _trainers("baseline")
+    fast = _engines("baseline")[1].model
     requires = [p.requires_grad for p in fast.ebm.parameters()]
     fast.draw_samples(4)
     assert fast.ebm.training

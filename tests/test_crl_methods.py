@@ -16,7 +16,7 @@ from runner.clel.crl.mae import MAE, masked_patch_loss, patchify, random_masking
 from runner.clel.crl.moco import MoCo, info_nce
 from runner.clel.crl.momentum import cosine_momentum, momentum_update
 from runner.clel.crl.simclr import SimCLR
-from runner.clel.train import build_crl
+from runner.clel.model import build_crl
 from runner.config import ExperimentsFile
 from runner.errors import UserError
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runner.clel.train import Trainer
+from runner.clel.model import CLEL, training_engine
 from runner.config import ExperimentsFile
 from runner.data import to_unit_float
 from runner.evaluate import generate_samples, ood_scores
@@ -16,16 +16,17 @@ SMALL = {"sgld.steps": 3, "sgld.buffer_size": 64, "train.batch_size": 16, "eval.
 
 
 @pytest.fixture(scope="module")
-def baseline(digits) -> Trainer:
+def baseline(digits) -> CLEL:
     return trained(digits)
 
 
-def trained(digits, experiment: str = "baseline") -> Trainer:
-    """A trainer after two steps whose live models then move away from their EMA copies."""
+def trained(digits, experiment: str = "baseline") -> CLEL:
+    """A model after two training steps whose live models then move away from their EMA copies."""
     cfg = ExperimentsFile().resolve(experiment, "tiny", 0, SMALL)
-    t = Trainer(cfg, digits, torch.device("cpu"))
-    t.train_step()
-    t.train_step()
+    engine = training_engine(cfg, digits, torch.device("cpu"))
+    engine.train_step()
+    engine.train_step()
+    t = engine.model
     with torch.no_grad():
         for module in (t.ebm, t.crl):
             for p in module.parameters() if module is not None else []:

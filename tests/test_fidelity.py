@@ -13,17 +13,18 @@ import torch
 
 import runner.data
 from runner.clel.augment import CROP_TRIALS, ReferenceCropSizes, StrongAugmentation
+from runner.clel.engine import Engine
+from runner.clel.model import training_engine
 from runner.clel.networks import ResNet18Backbone, spectral_norm_estimates
-from runner.clel.train import Trainer
 from runner.config import ExperimentsFile
 from runner.data import REFERENCE_STATISTICS, load_dataset
 
 SMALL = {"sgld.steps": 5, "sgld.buffer_size": 200, "train.batch_size": 16}
 
 
-def trainer(digits, **overrides) -> Trainer:
+def engine(digits, **overrides) -> Engine:
     cfg = ExperimentsFile().resolve("baseline", "tiny", 0, {**SMALL, **overrides})
-    return Trainer(cfg, digits, torch.device("cpu"))
+    return training_engine(cfg, digits, torch.device("cpu"))
 
 
 # --- augmentation ------------------------------------------------------------------------------------
@@ -147,28 +148,29 @@ def test_no_clamp_after_augmenting_the_bicubic_overshoot_survives():
 
 
 def test_sigma_estimates_are_within_1e_3_of_the_largest_singular_value_after_one_step(digits):
-    t = trainer(digits)
-    assert t.cfg.ebm.power_iterations == 22
+    t = engine(digits)
+    assert t.model.cfg.ebm.power_iterations == 22
     t.train_step()
-    estimates = spectral_norm_estimates(t.ebm)
-    assert len(estimates) == sum(isinstance(m, torch.nn.Conv2d) for m in t.ebm.modules())
+    estimates = spectral_norm_estimates(t.model.ebm)
+    assert len(estimates) == sum(isinstance(m, torch.nn.Conv2d) for m in t.model.ebm.modules())
     for name, (estimate, true) in estimates.items():
         assert estimate == pytest.approx(true, rel=1e-3), name
 
 
 def test_one_power_iteration_per_step_leaves_the_estimate_low(digits):
-    t = trainer(digits, **{"ebm.power_iterations": 1})
+    t = engine(digits, **{"ebm.power_iterations": 1})
     t.train_step()
-    ratios = [estimate / true for estimate, true in spectral_norm_estimates(t.ebm).values()]
+    ratios = [estimate / true for estimate, true in spectral_norm_estimates(t.model.ebm).values()]
     assert min(ratios) < 0.99  # what the oracle above would catch
 
 
 # --- where z comes from ------------------------------------------------------------------------------
 
 
-def _captured_latents(t: Trainer) -> dict[str, torch.Tensor]:
+def _captured_latents(t: Engine) -> dict[str, torch.Tensor]:
     seen: dict[str, torch.Tensor] = {}
-    joint, loss, own = t.energy.joint, t.crl.loss, t.latent_of_own_view
+    m = t.model
+    joint, loss, own = m.energy.joint, m.crl.loss, m.latent_of_own_view
 
     def record_joint(f, u, z, beta=None):
         seen["z"] = z
@@ -180,18 +182,18 @@ def _captured_latents(t: Trainer) -> dict[str, torch.Tensor]:
         return out
 
     def record_own(x):
-        seen["running mean before"] = t.crl.backbone.net[2].running_mean.clone()
+        seen["running mean before"] = m.crl.backbone.net[2].running_mean.clone()
         seen["own view"] = own(x)
-        seen["running mean after"] = t.crl.backbone.net[2].running_mean.clone()
+        seen["running mean after"] = m.crl.backbone.net[2].running_mean.clone()
         return seen["own view"]
 
-    t.energy.joint, t.crl.loss, t.latent_of_own_view = record_joint, record_loss, record_own
+    m.energy.joint, m.crl.loss, m.latent_of_own_view = record_joint, record_loss, record_own
     t.train_step()
     return seen
 
 
 def test_the_default_z_is_the_encoders_latent_of_its_own_strong_view(digits):
-    seen = _captured_latents(trainer(digits))
+    seen = _captured_latents(engine(digits))
     assert torch.equal(seen["z"], seen["own view"])
     assert not torch.allclose(seen["z"], seen["loss view"])
     assert torch.allclose(seen["z"].norm(dim=1), torch.ones(16))
@@ -200,7 +202,7 @@ def test_the_default_z_is_the_encoders_latent_of_its_own_strong_view(digits):
 
 
 def test_latent_view_loss_reuses_the_first_view_of_the_methods_loss(digits):
-    seen = _captured_latents(trainer(digits, **{"crl.latent_view": "loss"}))
+    seen = _captured_latents(engine(digits, **{"crl.latent_view": "loss"}))
     assert "own view" not in seen
     assert torch.equal(seen["z"], seen["loss view"])
 

@@ -12,7 +12,7 @@ from runs import SMALL
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import runner.run
-from runner.clel.train import Trainer
+from runner.clel.engine import Engine
 from runner.errors import EXIT_PREEMPTED
 
 RUN_ID = "baseline-tiny-smoke-s0"
@@ -35,7 +35,7 @@ def interrupted_then_resumed(tmp_path, monkeypatch, capsys):
     """A smoke run stopped by Ctrl-C after step 5 (checkpointed), then resumed to its end (step 10)."""
     monkeypatch.setenv("CLEL_CACHE", str(tmp_path / "cache"))
     store = tmp_path / "runs"
-    original, fired = Trainer.train_step, []
+    original, fired = Engine.train_step, []
 
     def stopping(self):
         metrics = original(self)
@@ -44,7 +44,7 @@ def interrupted_then_resumed(tmp_path, monkeypatch, capsys):
             signal.raise_signal(signal.SIGINT)  # handled at the end of the step: checkpoint, exit 75
         return metrics
 
-    monkeypatch.setattr(Trainer, "train_step", stopping)
+    monkeypatch.setattr(Engine, "train_step", stopping)
     code, _, err = run_main(smoke_local(store), capsys)
     assert code == EXIT_PREEMPTED, err
     code, out, err = run_main(smoke_local(store), capsys)

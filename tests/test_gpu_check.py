@@ -7,13 +7,14 @@ import torch
 from torch import nn
 
 from runner.bench import bench_config, synthetic_data
-from runner.clel.train import Trainer
+from runner.clel.engine import Engine
+from runner.clel.model import training_engine
 from runner.gpu_check import TINY, gpu_check_json, sgld_step_flops
 
 
-def hand_counted_sgld_step_flops(trainer: Trainer) -> int:
+def hand_counted_sgld_step_flops(engine: Engine) -> int:
     """2 FLOPs per multiply-add of every conv and linear layer of f(x), once forward, once for the input gradient."""
-    batch = trainer.cfg.train.batch_size
+    batch, ebm = engine.model.cfg.train.batch_size, engine.model.ebm
     flops = 0
 
     def conv(module: nn.Conv2d, _, output: torch.Tensor) -> None:
@@ -25,11 +26,11 @@ def hand_counted_sgld_step_flops(trainer: Trainer) -> int:
         nonlocal flops
         flops += 2 * output.shape[0] * module.in_features * module.out_features
 
-    modules = list(trainer.ebm.backbone.modules()) + list(trainer.ebm.head.modules())
+    modules = list(ebm.backbone.modules()) + list(ebm.head.modules())
     hooks = [m.register_forward_hook(conv) for m in modules if isinstance(m, nn.Conv2d)]
     hooks += [m.register_forward_hook(linear) for m in modules if isinstance(m, nn.Linear)]
     with torch.no_grad():
-        trainer.ebm.features(torch.rand(batch, 3, 32, 32))
+        ebm.features(torch.rand(batch, 3, 32, 32))
     for hook in hooks:
         hook.remove()
     return 2 * flops  # the input gradient of a conv or linear layer costs what its forward costs
@@ -38,15 +39,15 @@ def hand_counted_sgld_step_flops(trainer: Trainer) -> int:
 @pytest.mark.parametrize("plain", [False, True])
 def test_the_sgld_flop_count_is_the_hand_formula(plain):
     cfg = bench_config("paper", plain, "cpu", False, TINY)
-    trainer = Trainer(cfg, synthetic_data(32), torch.device("cpu"))
-    assert sgld_step_flops(trainer) == hand_counted_sgld_step_flops(trainer)
+    engine = training_engine(cfg, synthetic_data(32), torch.device("cpu"))
+    assert sgld_step_flops(engine) == hand_counted_sgld_step_flops(engine)
 
 
 def test_ref32_sgld_costs_about_891_gflop_per_iteration():
     cfg = bench_config("ref32", False, "cpu", False, {})
-    trainer = Trainer(cfg, synthetic_data(32), torch.device("cpu"))
-    per_step = sgld_step_flops(trainer)
-    assert per_step == hand_counted_sgld_step_flops(trainer)
+    engine = training_engine(cfg, synthetic_data(32), torch.device("cpu"))
+    per_step = sgld_step_flops(engine)
+    assert per_step == hand_counted_sgld_step_flops(engine)
     assert per_step * cfg.sgld.steps / 1e9 == pytest.approx(891.4, abs=0.1)
 
 

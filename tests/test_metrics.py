@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from runner.data import load_digits, to_unit_float, uniform_noise
 from runner.errors import UserError
+from runner.inputs import fetch_inception_weights
 from runner.metrics.fid import (
     FeatureExtractor,
     FeaturesUnavailable,
@@ -19,7 +20,7 @@ from runner.metrics.fid import (
     reference_statistics,
     statistics,
 )
-from runner.metrics.inception import fetch_inception_weights, weights_path
+from runner.metrics.inception import weights_path
 from runner.metrics.ood import auroc
 
 # pytorch-fid passes scipy's deprecated `disp` to sqrtm; the digits-cnn features have a singular covariance

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from runner.clel.crl.simclr import nt_xent
-from runner.clel.train import Trainer
+from runner.clel.model import CLEL, training_engine
 from runner.config import ExperimentsFile
 
 SMALL = {"sgld.steps": 5, "sgld.buffer_size": 64, "train.batch_size": 16}
@@ -38,31 +38,31 @@ K = 256
 
 
 class Paths:
-    """An optimized and a plain Trainer in the same state, and one set of inputs for the encoder's loss."""
+    """An optimized and a plain model in the same state, and one set of inputs for the encoder's loss."""
 
     def __init__(self, digits):
         experiments = ExperimentsFile()
-        fast = Trainer(experiments.resolve("baseline", "tiny", 0, {**SMALL}), digits, torch.device("cpu"))
-        assert fast.optimized
+        fast = training_engine(experiments.resolve("baseline", "tiny", 0, {**SMALL}), digits, torch.device("cpu"))
+        assert fast.model.optimized
         for _ in range(3):
             fast.train_step()
         cfg = experiments.resolve("baseline", "tiny", 0, {**SMALL, "runtime.optimized": False})
-        self.plain = Trainer(cfg, digits, torch.device("cpu"))
-        self.plain.load_state_dict(fast.state_dict())
-        self.fast = fast
+        plain = training_engine(cfg, digits, torch.device("cpu"))
+        plain.load_state_dict(fast.state_dict())
+        self.plain, self.fast = plain.model, fast.model
         torch.manual_seed(0)
-        x = self.plain.data_batch(self.plain.step)
-        self.samples = self.plain.sampler.buffer[: len(x)].clone()
+        x = plain.batches(plain.step)
+        self.samples = self.plain.buffer[: len(x)].clone()
         self.views = self.plain.crl.augment(torch.cat([x, x]))
 
     def encoder_gradients(
-        self, trainer: Trainer, dtype: torch.dtype, crl: nn.Module | None = None
+        self, model: CLEL, dtype: torch.dtype, crl: nn.Module | None = None
     ) -> dict[str, torch.Tensor]:
-        """Gradients of the SimCLR loss with the samples' latents u(x~) as negatives, as Trainer.train_step
-        computes it, in the trainer's memory layout and the given dtype."""
-        layout = torch.channels_last if trainer.optimized else torch.contiguous_format
-        ebm = copy.deepcopy(trainer.ebm).to(dtype).train()
-        crl = copy.deepcopy(trainer.crl if crl is None else crl).to(dtype).train()
+        """Gradients of the SimCLR loss with the samples' latents u(x~) as negatives, as CLEL.loss computes it,
+        in the model's memory layout and the given dtype."""
+        layout = torch.channels_last if model.optimized else torch.contiguous_format
+        ebm = copy.deepcopy(model.ebm).to(dtype).train()
+        crl = copy.deepcopy(model.crl if crl is None else crl).to(dtype).train()
         views, samples = (t.to(dtype).contiguous(memory_format=layout) for t in (self.views, self.samples))
         with torch.no_grad():
             _, u = ebm(samples)
@@ -196,13 +196,13 @@ def test_the_float32_gap_is_channels_last_batch_norm_through_the_relus(paths):
     masks.record = False
     results = {}
     contiguous_bn = replaced(pinned, nn.BatchNorm2d, lambda _, bn: ContiguousBatchNorm(bn))
-    for label, trainer, network in (
+    for label, model, network in (
         ("plain", paths.plain, pinned),
         ("optimized", paths.fast, copy.deepcopy(pinned).to(memory_format=torch.channels_last)),
         ("optimized, BatchNorm2d contiguous", paths.fast, contiguous_bn.to(memory_format=torch.channels_last)),
     ):
         masks.calls = {}
-        grads = paths.encoder_gradients(trainer, torch.float32, network)
+        grads = paths.encoder_gradients(model, torch.float32, network)
         worst = max(relative(grads[n], plain64[n]) for n in plain64)
         results[label] = (global_relative(grads, plain64), worst)
     floor = results["plain"]

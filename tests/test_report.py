@@ -18,17 +18,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hp_metadata
 
 from runner.errors import UserError
-from runner.report import (
-    FID,
-    TENSORBOARD_DIR,
-    MetricKey,
-    read_result,
-    run_columns,
-    summarize,
-    summary_columns,
-    welch_interval,
-)
+from runner.layout import TENSORBOARD_DIR
+from runner.report.scan import read_result
+from runner.report.stats import FID, MetricKey, welch_interval
+from runner.report.summary import summarize
 from runner.report.sweep import asked_runs, missing_grid, record_sweep, seed_ranges
+from runner.report.table import run_columns, summary_columns
 from runner.store import RunStore, Store, open_store
 from tests.runs import local_args, run_cli
 
@@ -60,7 +55,7 @@ RUNS = [
 
 
 def result(experiment: str, seed: int, fid, interpolation, uniform_noise, profile: str = "tiny") -> dict:
-    """A result.json as runner.run._result writes it."""
+    """A result.json as runner.run.run_result writes it."""
     crl = {"plain_ebm": "none", "byol": "byol"}.get(experiment, "simclr")
     return {
         "experiment": experiment,

@@ -10,7 +10,7 @@ from runner.result import COLLAPSE_FRACTION, RunResult, is_collapsed
 
 
 def fields(**changes) -> dict:
-    """The values runner.run._result hands over for a finished SimCLR run."""
+    """The values runner.run.run_result hands over for a finished SimCLR run."""
     values = {
         "experiment": "baseline",
         "profile": "tiny",

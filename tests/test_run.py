@@ -7,7 +7,7 @@ import pytest
 import torch
 from runs import load_checkpoint_state, local_args, result_metrics, run_cli
 
-from runner.clel.train import Trainer
+from runner.clel.model import training_engine
 from runner.config import ExperimentsFile
 from runner.data import load_digits
 from runner.errors import Diverged
@@ -118,16 +118,16 @@ def test_extra_ood_file_gets_its_own_auroc(tmp_path):
 
 def test_non_finite_energy_stops_with_the_step_and_term_and_no_update():
     cfg = ExperimentsFile().resolve("baseline", "tiny", 0, {"sgld.steps": 2, "train.batch_size": 8})
-    trainer = Trainer(cfg, load_digits(16), torch.device("cpu"))
-    trainer.train_step()
+    engine = training_engine(cfg, load_digits(16), torch.device("cpu"))
+    engine.train_step()
     with torch.no_grad():
-        trainer.ebm.head[0].weight[0, 0] = float("inf")
-    before = {k: v.clone() for k, v in trainer.ebm.state_dict().items()}
+        engine.model.ebm.head[0].weight[0, 0] = float("inf")
+    before = {k: v.clone() for k, v in engine.model.ebm.state_dict().items()}
     with pytest.raises(Diverged, match=r"^step 2: loss_ebm is nan"):
-        trainer.train_step()
-    after = trainer.ebm.state_dict()
+        engine.train_step()
+    after = engine.model.ebm.state_dict()
     assert all(torch.equal(before[k], after[k]) or k.endswith(("_u", "_v")) for k in before)
-    assert trainer.step == 1
+    assert engine.step == 1
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from runner.clel.augment import StrongAugmentation
+from runner.clel.model import CLEL
 from runner.clel.networks import EnergyNet
 from runner.clel.sampler import ReplaySampler, sgld
 from runner.config import SGLDConfig
@@ -166,12 +167,11 @@ class Recorder(nn.Module):
         return 1 - x
 
 
-def labelled_sampler(buffer_size: int, **overrides) -> ReplaySampler:
-    """A sampler whose buffer row r is the constant r / 100 (r < 50), so each row's source is readable."""
-    sampler = ReplaySampler(config(buffer_size=buffer_size, **overrides), (3, 2, 2), torch.device("cpu"), Recorder())
-    sampler.buffer = torch.arange(buffer_size, dtype=torch.float32).div(100).view(-1, 1, 1, 1).expand(-1, 3, 2, 2)
-    sampler.buffer = sampler.buffer.contiguous()
-    return sampler
+def labelled_sampler(buffer_size: int, **overrides) -> tuple[ReplaySampler, torch.Tensor]:
+    """A sampler and a buffer whose row r is the constant r / 100 (r < 50), so each row's source is readable."""
+    sampler = ReplaySampler(config(buffer_size=buffer_size, **overrides), Recorder())
+    buffer = torch.arange(buffer_size, dtype=torch.float32).div(100).view(-1, 1, 1, 1).expand(-1, 3, 2, 2)
+    return sampler, buffer.contiguous()
 
 
 def rows_of(values: torch.Tensor) -> list[int]:
@@ -180,78 +180,81 @@ def rows_of(values: torch.Tensor) -> list[int]:
     return torch.round((values[:, 0, 0, 0] - 0.1) * 100).long().tolist()
 
 
-def test_replay_buffer_initialised_uniform():
+def test_replay_buffer_initialised_uniform(experiments):
+    """The model's replay buffer (CLEL.buffer) starts as uniform noise of the images' shape."""
     torch.manual_seed(0)
-    sampler = ReplaySampler(config(buffer_size=500), (3, 4, 4), torch.device("cpu"), Recorder())
-    assert sampler.buffer.shape == (500, 3, 4, 4)
-    assert sampler.buffer.min().item() >= 0 and sampler.buffer.max().item() < 1
-    assert sampler.buffer.mean().item() == pytest.approx(0.5, abs=0.01)
-    assert sampler.buffer.var().item() == pytest.approx(1 / 12, abs=0.005)
+    cfg = experiments.resolve("baseline", "tiny", 0, {"sgld.buffer_size": 500})
+    buffer = CLEL(cfg, (0.5,) * 3, (0.25,) * 3, (3, 4, 4), torch.device("cpu")).buffer
+    assert buffer.shape == (500, 3, 4, 4)
+    assert buffer.min().item() >= 0 and buffer.max().item() < 1
+    assert buffer.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert buffer.var().item() == pytest.approx(1 / 12, abs=0.005)
 
 
 def test_replay_writes_back_exactly_the_sampled_rows():
     torch.manual_seed(1)
-    sampler = labelled_sampler(50)
-    old = sampler.buffer.clone()
-    x = sampler.sample(linear(torch.full((1, 3, 2, 2), -0.1)), batch_size=12)
+    sampler, buffer = labelled_sampler(50)
+    old = buffer.clone()
+    x = sampler.sample(buffer, linear(torch.full((1, 3, 2, 2), -0.1)), batch_size=12)
     assert x.shape == (12, 3, 2, 2) and not x.requires_grad
     rows = rows_of(x)
     assert len(set(rows)) == 12
     torch.testing.assert_close(x, old[rows] + 0.1, rtol=0, atol=1e-6)
-    assert torch.equal(sampler.buffer[rows], x)
+    assert torch.equal(buffer[rows], x)
     untouched = [r for r in range(50) if r not in rows]
-    assert torch.equal(sampler.buffer[untouched], old[untouched])
+    assert torch.equal(buffer[untouched], old[untouched])
 
 
 def test_replay_indices_distinct_within_a_batch():
     torch.manual_seed(2)
     energy = linear(torch.full((1, 3, 2, 2), -0.1))
-    full = labelled_sampler(40)
-    assert sorted(rows_of(full.sample(energy, batch_size=40))) == list(range(40))
+    sampler, buffer = labelled_sampler(40)
+    assert sorted(rows_of(sampler.sample(buffer, energy, batch_size=40))) == list(range(40))
     for seed in range(5):
         torch.manual_seed(seed)
-        rows = rows_of(labelled_sampler(40).sample(energy, batch_size=30))
+        sampler, buffer = labelled_sampler(40)
+        rows = rows_of(sampler.sample(buffer, energy, batch_size=30))
         assert len(set(rows)) == 30
 
 
 def test_replay_without_reinit_starts_from_buffer():
     torch.manual_seed(3)
-    sampler = labelled_sampler(50)
-    old = sampler.buffer.clone()
-    x = sampler.sample(zero_energy, batch_size=20)
+    sampler, buffer = labelled_sampler(50)
+    old = buffer.clone()
+    x = sampler.sample(buffer, zero_energy, batch_size=20)
     assert all((old == row).all(dim=(1, 2, 3)).any() for row in x)  # every sample is an unchanged buffer row
     assert sampler.augment.calls == 0
 
 
 def test_replay_reinit_one_starts_from_fresh_uniform_noise():
     torch.manual_seed(4)
-    sampler = labelled_sampler(50, reinit_prob=1.0)
-    old = sampler.buffer.clone()
-    first = sampler.sample(zero_energy, batch_size=40)  # zero energy, no noise: SGLD returns its start
+    sampler, buffer = labelled_sampler(50, reinit_prob=1.0)
+    old = buffer.clone()
+    first = sampler.sample(buffer, zero_energy, batch_size=40)  # zero energy, no noise: SGLD returns its start
     per_row_spread = first.flatten(1).max(dim=1).values - first.flatten(1).min(dim=1).values
     assert (per_row_spread > 0.2).all()  # none is a (constant) buffer row
     assert first.min().item() >= 0 and first.max().item() < 1
     assert first.mean().item() == pytest.approx(0.5, abs=0.05)
     assert first.var().item() == pytest.approx(1 / 12, abs=0.015)
-    second = sampler.sample(zero_energy, batch_size=40)
+    second = sampler.sample(buffer, zero_energy, batch_size=40)
     assert not torch.equal(first, second)
-    changed = (sampler.buffer != old).flatten(1).any(dim=1)
+    changed = (buffer != old).flatten(1).any(dim=1)
     assert changed.sum().item() >= 40
 
 
 def test_replay_reinit_share_follows_probability():
     torch.manual_seed(5)
-    sampler = labelled_sampler(400, reinit_prob=0.5)
-    x = sampler.sample(zero_energy, batch_size=300)
+    sampler, buffer = labelled_sampler(400, reinit_prob=0.5)
+    x = sampler.sample(buffer, zero_energy, batch_size=300)
     constant = (x == x[:, :1, :1, :1]).flatten(1).all(dim=1)
     assert 0.4 < 1 - constant.float().mean().item() < 0.6  # binomial(300, 0.5): sd 0.03
 
 
 def test_replay_augments_before_sgld_when_configured():
     torch.manual_seed(6)
-    sampler = labelled_sampler(50, augment=True)
-    old = sampler.buffer.clone()
-    x = sampler.sample(linear(torch.full((1, 3, 2, 2), 0.1)), batch_size=10)
+    sampler, buffer = labelled_sampler(50, augment=True)
+    old = buffer.clone()
+    x = sampler.sample(buffer, linear(torch.full((1, 3, 2, 2), 0.1)), batch_size=10)
     assert sampler.augment.calls == 1
     # 1 - r/100 (the recorder's augmentation), then one SGLD step of -0.1: r = round((0.9 - v) * 100)
     rows = torch.round((0.9 - x[:, 0, 0, 0]) * 100).long()

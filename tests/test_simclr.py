@@ -11,7 +11,7 @@ from torch import nn
 
 from runner.clel.crl import CRLOutput
 from runner.clel.crl.simclr import SimCLR, nt_xent
-from runner.clel.train import build_crl
+from runner.clel.model import build_crl
 from runner.config import ExperimentsFile
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments.toml"

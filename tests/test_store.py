@@ -21,7 +21,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from flaky_proxy import FAULTS, FlakyProxy
 
 from runner.errors import UserError
-from runner.store import LATEST, BadKey, CheckpointError, LocalStore, PointerConflict, RunStore, Store, open_store
+from runner.layout import LATEST
+from runner.store import BadKey, CheckpointError, LocalStore, PointerConflict, RunStore, Store, open_store
 from runner.store.s3 import S3Store, client_config
 
 RUN = "exp-s0"

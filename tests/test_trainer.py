@@ -1,5 +1,6 @@
-"""The trainer with every experiment: the EBM's projector follows the method's latent_dim, the plain-EBM control,
-the coupled energy in training, and exact resume of each method's state (docs/ARCHITECTURE.md)."""
+"""The model and its engine with every experiment: the EBM's projector follows the method's latent_dim, the
+plain-EBM control, the coupled energy in training, and exact resume of each method's state
+(docs/ARCHITECTURE.md)."""
 
 import copy
 import dataclasses
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 from runs import assert_states_equal
 
 from runner.clel.crl.momentum import cosine_momentum
-from runner.clel.train import StepMetrics, Trainer
+from runner.clel.engine import Engine
+from runner.clel.model import StepMetrics, training_engine
 from runner.clel.vmf import log_vmf_normalizer
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments.toml"
@@ -28,8 +30,8 @@ def data(digits):
     return digits
 
 
-def trainer(experiments, data, experiment: str, overrides: dict | None = None) -> Trainer:
-    return Trainer(experiments.resolve(experiment, "tiny", 0, SMALL | (overrides or {})), data, CPU)
+def engine(experiments, data, experiment: str, overrides: dict | None = None) -> Engine:
+    return training_engine(experiments.resolve(experiment, "tiny", 0, SMALL | (overrides or {})), data, CPU)
 
 
 # --- the projector follows the method ----------------------------------------------------------
@@ -46,17 +48,18 @@ def trainer(experiments, data, experiment: str, overrides: dict | None = None) -
     ],
 )
 def test_ebm_projector_output_follows_the_methods_latent_dim(experiments, data, experiment, overrides, latent_dim):
-    t = trainer(experiments, data, experiment, overrides)
-    assert t.cfg.crl.latent_dim == latent_dim
+    t = engine(experiments, data, experiment, overrides)
+    m = t.model
+    assert m.cfg.crl.latent_dim == latent_dim
     if experiment == "mae":
-        assert t.cfg.crl.mae.width == latent_dim
-    assert t.crl.latent_dim == latent_dim
-    assert t.ebm.projector[-1].out_features == latent_dim
-    assert t.ema_ebm.projector[-1].out_features == latent_dim
-    assert t.energy.latent_dim == latent_dim
-    x = t.data_batch(0)
-    f, u = t.ebm(x)
-    assert u.shape == (8, latent_dim) and t.crl.latent(x).shape == (8, latent_dim)
+        assert m.cfg.crl.mae.width == latent_dim
+    assert m.crl.latent_dim == latent_dim
+    assert m.ebm.projector[-1].out_features == latent_dim
+    assert m.ema_ebm.projector[-1].out_features == latent_dim
+    assert m.energy.latent_dim == latent_dim
+    x = t.batches(0)
+    f, u = m.ebm(x)
+    assert u.shape == (8, latent_dim) and m.crl.latent(x).shape == (8, latent_dim)
     metrics = t.train_step()  # the joint energy pairs u with the method's z
     assert torch.isfinite(torch.tensor(dataclasses.astuple(metrics))).all()
 
@@ -65,12 +68,13 @@ def test_ebm_projector_output_follows_the_methods_latent_dim(experiments, data, 
 
 
 def test_plain_ebm_has_no_encoder_and_its_joint_energy_is_its_marginal(experiments, data):
-    t = trainer(experiments, data, "plain_ebm")
-    assert t.cfg.crl.method == "none"
-    assert t.crl is None and t.ema_crl is None
-    assert t.cfg.energy.beta == 0.0 and t.energy.beta == 0.0
-    assert not t.uses_generated_negatives
-    assert not t.energy.marginal_needs_projector
+    t = engine(experiments, data, "plain_ebm")
+    model = t.model
+    assert model.cfg.crl.method == "none"
+    assert model.crl is None and model.ema_crl is None
+    assert model.cfg.energy.beta == 0.0 and model.energy.beta == 0.0
+    assert not model.uses_generated_negatives
+    assert not model.energy.marginal_needs_projector
     metrics = [t.train_step() for _ in range(2)]
     for m in metrics:
         assert m.loss_crl == 0.0
@@ -80,10 +84,10 @@ def test_plain_ebm_has_no_encoder_and_its_joint_energy_is_its_marginal(experimen
     state = t.state_dict()
     assert not {"crl", "ema_crl", "crl_optimizer", "crl_schedule"} & set(state)
     with torch.no_grad():
-        f, u = t.ebm(t.data_batch(2))
+        f, u = model.ebm(t.batches(2))
     for z in (torch.zeros_like(u), F.normalize(torch.randn_like(u), dim=1), torch.randn_like(u)):
-        assert torch.equal(t.energy.joint(f, u, z), t.energy.marginal(f, u))
-    assert torch.equal(t.energy.marginal(f, u), 0.5 * f.pow(2).sum(dim=1))
+        assert torch.equal(model.energy.joint(f, u, z), model.energy.marginal(f, u))
+    assert torch.equal(model.energy.marginal(f, u), 0.5 * f.pow(2).sum(dim=1))
 
 
 # --- the coupled energy in training ------------------------------------------------------------
@@ -92,25 +96,26 @@ def test_plain_ebm_has_no_encoder_and_its_joint_energy_is_its_marginal(experimen
 @pytest.mark.parametrize(
     "experiment,split,needs_projector", [("no_norm_split", False, True), ("baseline", True, False)]
 )
-def test_coupled_energy_in_the_trainer(experiments, data, experiment, split, needs_projector):
-    t = trainer(experiments, data, experiment)
-    assert t.cfg.energy.norm_direction_split is split
-    assert t.energy.norm_direction_split is split
-    assert t.energy.marginal_needs_projector is needs_projector
-    ebm = copy.deepcopy(t.ebm).eval()  # eval: no spectral-norm power iteration, every call the same network
+def test_coupled_energy_in_training(experiments, data, experiment, split, needs_projector):
+    t = engine(experiments, data, experiment)
+    m = t.model
+    assert m.cfg.energy.norm_direction_split is split
+    assert m.energy.norm_direction_split is split
+    assert m.energy.marginal_needs_projector is needs_projector
+    ebm = copy.deepcopy(m.ebm).eval()  # eval: no spectral-norm power iteration, every call the same network
     with torch.no_grad():
         ebm.projector[-1].weight.mul_(1e6)  # beta ||u|| of order 0.1, so that log Phi_d(beta ||u||) shows
     calls = []
     ebm.projector.register_forward_hook(lambda *_: calls.append(1))
-    x = t.data_batch(0)
+    x = t.batches(0)
     with torch.no_grad():
-        sgld_energy = t.marginal_energy_fn(ebm)(x)  # what SGLD descends
+        sgld_energy = m.marginal_energy_fn(ebm)(x)  # what SGLD descends
         assert len(calls) == int(needs_projector)
         f, u = ebm(x)
-    kappa = t.cfg.energy.beta * u.norm(dim=1)
+    kappa = m.cfg.energy.beta * u.norm(dim=1)
     assert kappa.min() > 0.01
     norm_part = 0.5 * f.pow(2).sum(dim=1)
-    assert torch.equal(sgld_energy, t.energy.marginal(f, u))
+    assert torch.equal(sgld_energy, m.energy.marginal(f, u))
     if needs_projector:
         torch.testing.assert_close(sgld_energy, norm_part - log_vmf_normalizer(kappa, u.shape[1]))
         assert (sgld_energy - norm_part).abs().min() > 0  # the -log Phi_d(beta ||u||) term is there
@@ -119,22 +124,22 @@ def test_coupled_energy_in_the_trainer(experiments, data, experiment, split, nee
     assert torch.isfinite(torch.tensor(dataclasses.astuple(t.train_step()))).all()
 
 
-# --- methods inside the trainer ----------------------------------------------------------------
+# --- methods inside the model ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("experiment,expected", [("baseline", True), ("moco", True), ("byol", False), ("mae", False)])
 def test_generated_negatives_only_where_the_method_has_negatives(experiments, data, experiment, expected):
-    assert trainer(experiments, data, experiment).uses_generated_negatives is expected
-    off = trainer(experiments, data, experiment, {"crl.use_generated_negatives": False})
-    assert off.uses_generated_negatives is False
+    assert engine(experiments, data, experiment).model.uses_generated_negatives is expected
+    off = engine(experiments, data, experiment, {"crl.use_generated_negatives": False})
+    assert off.model.uses_generated_negatives is False
 
 
-def test_trainer_calls_on_step_with_training_progress(experiments, data):
-    t = trainer(experiments, data, "byol", {"train.iterations": 2})
+def test_engine_calls_on_step_with_training_progress(experiments, data):
+    t = engine(experiments, data, "byol", {"train.iterations": 2})
     t.train_step()
-    assert t.crl.momentum == pytest.approx(cosine_momentum(0.99, 1.0, 0.5), abs=1e-12) == pytest.approx(0.995)
+    assert t.model.crl.momentum == pytest.approx(cosine_momentum(0.99, 1.0, 0.5), abs=1e-12) == pytest.approx(0.995)
     t.train_step()
-    assert t.crl.momentum == 1.0
+    assert t.model.crl.momentum == 1.0
 
 
 # --- exact resume ------------------------------------------------------------------------------
@@ -157,14 +162,15 @@ def round_trip(state: dict) -> dict:
     return torch.load(buffer, map_location="cpu", weights_only=True)
 
 
-def modules(t: Trainer) -> dict[str, torch.nn.Module]:
-    named = {"ebm": t.ebm, "ema_ebm": t.ema_ebm}
-    if t.crl is not None:
-        named |= {"crl": t.crl, "ema_crl": t.ema_crl}
+def modules(t: Engine) -> dict[str, torch.nn.Module]:
+    m = t.model
+    named = {"ebm": m.ebm, "ema_ebm": m.ema_ebm}
+    if m.crl is not None:
+        named |= {"crl": m.crl, "ema_crl": m.ema_crl}
     return named
 
 
-def assert_trainers_equal(a: Trainer, b: Trainer) -> None:
+def assert_engines_equal(a: Engine, b: Engine) -> None:
     assert a.step == b.step
     for name, module in modules(a).items():
         other = modules(b)[name]
@@ -176,12 +182,12 @@ def assert_trainers_equal(a: Trainer, b: Trainer) -> None:
         assert ba.keys() == bb.keys()
         for key in ba:
             assert torch.equal(ba[key], bb[key]), f"{name}.{key}"
-    assert_states_equal(a.ebm_optimizer.state_dict(), b.ebm_optimizer.state_dict(), "ebm_optimizer")
-    assert a.ebm_schedule.state_dict() == b.ebm_schedule.state_dict()
-    if a.crl is not None:
-        assert_states_equal(a.crl_optimizer.state_dict(), b.crl_optimizer.state_dict(), "crl_optimizer")
-        assert a.crl_schedule.state_dict() == b.crl_schedule.state_dict()
-    assert torch.equal(a.sampler.buffer, b.sampler.buffer)
+    assert_states_equal(a.optimizers["ebm"].state_dict(), b.optimizers["ebm"].state_dict(), "ebm_optimizer")
+    assert a.schedules["ebm"].state_dict() == b.schedules["ebm"].state_dict()
+    if a.model.crl is not None:
+        assert_states_equal(a.optimizers["crl"].state_dict(), b.optimizers["crl"].state_dict(), "crl_optimizer")
+        assert a.schedules["crl"].state_dict() == b.schedules["crl"].state_dict()
+    assert torch.equal(a.model.buffer, b.model.buffer)
     assert_states_equal(a.state_dict(), b.state_dict())  # everything a checkpoint holds, the RNG states included
 
 
@@ -189,12 +195,12 @@ def assert_trainers_equal(a: Trainer, b: Trainer) -> None:
 def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
     # a short EMA half-life: the EMA copies average from step 2 on (before that they copy), so they carry state
     cfg = experiments.resolve(experiment, "tiny", 0, SMALL | {"train.ema_half_life_samples": 16.0})
-    straight = Trainer(cfg, data, CPU)
+    straight = training_engine(cfg, data, CPU)
     assert straight.ema_start == 2 and 0 < straight.ema_decay < 1
     initial = {k: v.clone() for k, v in straight.state_dict().get("crl", {}).items()}
     expected: list[StepMetrics] = [straight.train_step() for _ in range(5)]
 
-    first = Trainer(cfg, data, CPU)
+    first = training_engine(cfg, data, CPU)
     metrics = [first.train_step() for _ in range(3)]
     state = round_trip(first.state_dict())
     crl_state = state.get("crl", {})
@@ -207,7 +213,7 @@ def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
         key = next(k for k in crl_state if k.startswith("target_projector.") and k.endswith("weight"))
         assert not torch.equal(crl_state[key], initial[key])
 
-    resumed = Trainer(cfg, data, CPU)
+    resumed = training_engine(cfg, data, CPU)
     resumed.load_state_dict(state)
     assert resumed.step == 3
     metrics += [resumed.train_step() for _ in range(2)]
@@ -218,7 +224,7 @@ def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
             online = modules(straight)[name[4:]]
             params = zip(module.parameters(), online.parameters(), strict=True)
             assert any(not torch.equal(ema, p) for ema, p in params if p.requires_grad), name
-    assert_trainers_equal(resumed, straight)
+    assert_engines_equal(resumed, straight)
 
 
 # --- train.precision = "bf16" ------------------------------------------------------------------
@@ -226,11 +232,11 @@ def test_checkpoint_resume_is_bit_identical(experiments, data, experiment):
 
 @pytest.mark.parametrize("experiment", ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"])
 def test_train_step_under_bf16_precision(experiments, data, experiment):
-    t = trainer(experiments, data, experiment, {"train.precision": "bf16"})
+    t = engine(experiments, data, experiment, {"train.precision": "bf16"})
     for _ in range(2):
         metrics = t.train_step()
     assert torch.isfinite(torch.tensor(dataclasses.astuple(metrics))).all()
-    assert all(p.dtype == torch.float32 for p in t.ebm.parameters())
+    assert all(p.dtype == torch.float32 for p in t.model.ebm.parameters())
 
 
 @pytest.mark.parametrize("beta", [0.01, 5.0])
@@ -238,9 +244,9 @@ def test_the_sgld_gradient_of_the_coupled_energy_is_its_finite_difference(experi
     """dE(x)/dx that SGLD follows, for no_norm_split's marginal E(x) = 1/2 ||f||^2 - log Phi_d(beta ||u||), by
     autograd through the EBM (float64, eval mode: fixed spectral-norm estimate) against central differences of
     the same function; beta = 5 makes the vMF term carry a visible share of the gradient."""
-    t = trainer(experiments, data, "no_norm_split", {"energy.beta": beta, "runtime.optimized": False})
-    ebm = t.ebm.double().eval()
-    energy_fn = t.marginal_energy_fn(ebm)
+    m = engine(experiments, data, "no_norm_split", {"energy.beta": beta, "runtime.optimized": False}).model
+    ebm = m.ebm.double().eval()
+    energy_fn = m.marginal_energy_fn(ebm)
     x = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     x.requires_grad_(True)
     (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)

@@ -11,8 +11,8 @@ from scipy import stats
 from statsmodels.stats.power import TTestIndPower
 
 from runner.errors import UserError
-from runner.report import summarize
 from runner.report.stats import FID, Group, MetricKey
+from runner.report.summary import summarize
 from runner.report.verdicts import (
     BETTER,
     NO_DIFFERENCE,

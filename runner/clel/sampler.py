@@ -26,12 +26,12 @@ def sgld(
 
 
 class ReplaySampler:
-    """A replay buffer of SGLD chains: draw a batch, re-initialise some to noise, augment, run SGLD, store back."""
+    """SGLD chains kept in a replay buffer (the model's): draw a batch, re-initialise some to noise, augment, run
+    SGLD, store back."""
 
-    def __init__(self, cfg: SGLDConfig, image_shape: tuple[int, ...], device: torch.device, augment: nn.Module):
+    def __init__(self, cfg: SGLDConfig, augment: nn.Module):
         self.cfg = cfg
         self.augment = augment
-        self.buffer = torch.rand((cfg.buffer_size, *image_shape), device=device)
 
     def advance(self, x: torch.Tensor, energy_fn: EnergyFn) -> torch.Tensor:
         """One round of the chains x: re-initialise some to noise, augment, run SGLD."""
@@ -42,9 +42,9 @@ class ReplaySampler:
             x = self.augment(x)
         return sgld(x, energy_fn, cfg.steps, cfg.step_size, cfg.noise, cfg.grad_clip)
 
-    def sample(self, energy_fn: EnergyFn, batch_size: int) -> torch.Tensor:
-        """One batch of negatives x~ (detached) from distinct random buffer rows; the buffer is updated in place."""
-        index = torch.randperm(self.cfg.buffer_size, device=self.buffer.device)[:batch_size]
-        x = self.advance(self.buffer[index], energy_fn)
-        self.buffer[index] = x
+    def sample(self, buffer: torch.Tensor, energy_fn: EnergyFn, batch_size: int) -> torch.Tensor:
+        """One batch of negatives x~ (detached) from distinct random rows of `buffer`, which is updated in place."""
+        index = torch.randperm(self.cfg.buffer_size, device=buffer.device)[:batch_size]
+        x = self.advance(buffer[index], energy_fn)
+        buffer[index] = x
         return x

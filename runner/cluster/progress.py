@@ -21,13 +21,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from runner.cluster.config import ClusterConfig
 from runner.cluster.names import HASH_KEY, RUN_ID_KEY, STORE_KEY, annotation
 from runner.errors import UserError
-from runner.result import RESULT_FILE, RunResult
+from runner.layout import CONFIG_FILE, METRICS_FILE, RESULT_FILE, metrics_records
+from runner.result import RunResult
 from runner.store import BadKey, RunStore, open_store
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job
 
-METRICS_FILE = "metrics.jsonl"  # runner.run_logs.METRICS_FILE (not imported: that module imports torch)
 TAIL_BYTES = 16 * 1024  # the last ~100 lines of metrics.jsonl
 RATE_RECORDS = 10  # it/s is the median over the last this many logged intervals
 
@@ -82,17 +82,10 @@ def metric_records(tail: bytes, whole: bool) -> list[tuple[int, float, float | N
     """
     lines = tail.decode("utf-8", errors="replace").splitlines()
     records = []
-    for line in lines if whole else lines[1:]:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        step, when = record.get("step"), _number(record.get("time"))
-        if type(step) is not int or step < 0 or when is None:
-            continue
-        records.append((step, when, _number(record.get("loss"))))
+    for record in metrics_records("\n".join(lines if whole else lines[1:])):
+        step, when = record["step"], _number(record.get("time"))
+        if step >= 0 and when is not None:
+            records.append((step, when, _number(record.get("loss"))))
     return records
 
 
@@ -117,7 +110,7 @@ def run_progress(run: RunStore) -> tuple[Progress, list[str]]:
     """One run's progress, and notes about files that exist but cannot be used."""
     notes: list[str] = []
     try:
-        config = json.loads(run.store.read(run.key("config.json")))
+        config = json.loads(run.store.read(run.key(CONFIG_FILE)))
     except (KeyError, ValueError):
         config = None
     try:
@@ -171,7 +164,7 @@ def read_progress(jobs: list["V1Job"], cluster: ClusterConfig) -> tuple[dict[str
 
 def _config_mismatch(run: RunStore, expected: str | None) -> list[str]:
     try:
-        stored = json.loads(run.store.read(run.key("config.json"))).get("config_hash")
+        stored = json.loads(run.store.read(run.key(CONFIG_FILE))).get("config_hash")
     except (KeyError, ValueError, AttributeError):
         return []
     if expected and stored != expected:

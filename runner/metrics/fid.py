@@ -12,7 +12,8 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
 from runner.atomic_file import write_atomic
-from runner.metrics.inception import FeaturesUnavailable, cache_dir, load_inception
+from runner.cache import cache_dir
+from runner.metrics.inception import FeaturesUnavailable, load_inception
 
 INCEPTION = "inception"
 DIGITS_CNN = "digits-cnn"

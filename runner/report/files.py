@@ -4,8 +4,7 @@ from pathlib import Path
 
 from runner.atomic_file import write_atomic
 from runner.errors import UserError
-
-SUMMARY_FILE = "summary.csv"  # summarize's default output, in the store's root
+from runner.layout import SAMPLES_GRID_FILE
 
 
 def output_paths(out: str) -> dict[str, Path]:
@@ -19,7 +18,7 @@ def output_paths(out: str) -> dict[str, Path]:
         "summary": path,
         "runs": path.with_name(f"{path.stem}_runs.csv"),
         "plot": path.with_suffix(".png"),
-        "samples": path.with_name("samples_grid.png"),
+        "samples": path.with_name(SAMPLES_GRID_FILE),
     }
 
 

@@ -5,12 +5,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.layout import TENSORBOARD_DIR
 from runner.report.stats import MetricKey, profile_label
 from runner.report.verdicts import BETTER, NO_DIFFERENCE, WORSE, Comparison
 from runner.result import RunResult
 from runner.store import Store
 
-TENSORBOARD_DIR = "tensorboard"
 HPARAMS = ("experiment", "profile", "crl", "norm_direction_split", "seed", "use_generated_negatives")
 
 

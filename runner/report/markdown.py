@@ -16,8 +16,6 @@ from runner.report.sweep import missing_grid
 from runner.report.verdicts import ALPHA, MAX_SEEDS, POWER, SATURATED, Comparison, Effect
 from runner.result import RunResult
 
-REPORT_FILE = "report.md"
-
 
 def _g(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from runner.layout import SAMPLES_FILE
 from runner.report.files import write_output
 from runner.report.stats import BASELINE, FID, SCORES, Group, MetricKey, Stat, distinct
 from runner.store import Store
@@ -39,7 +40,7 @@ def _draw_series(ax: Any, groups: list[Group], key: MetricKey, offset: float, co
     ax.errorbar(x, means, yerr=errors, fmt="o", color=color, capsize=4, label=key.score or "fid")
     for xi, (_, s) in zip(x, points, strict=True):
         ax.plot(np.full(s.n, xi), s.values, ".", color=color, alpha=0.35, markersize=4)
-    if key.ood_set is None:  # FID: collapsed runs (fid > 0.5 x fid_init) get a red cross over their dot
+    if key.ood_set is None:  # FID: collapsed runs (result.COLLAPSE_RULE) get a red cross over their dot
         for xi, (i, _) in zip(x, points, strict=True):
             crosses = [r.fid for r in groups[i].runs if r.collapsed and r.fid is not None]
             ax.plot(np.full(len(crosses), xi), crosses, "x", color="red", markersize=7, label=None)
@@ -117,7 +118,7 @@ def plot_samples(store: Store, groups: list[Group], path: Path) -> int:
                 continue
             run_id = group.runs[col].run_id
             ax.set_title(run_id, fontsize=8)
-            image = _read_png(store, f"{run_id}/samples.png")
+            image = _read_png(store, f"{run_id}/{SAMPLES_FILE}")
             if image is None:
                 ax.text(0.5, 0.5, "no readable samples.png", ha="center", va="center", fontsize=8)
                 continue

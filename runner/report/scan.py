@@ -4,10 +4,10 @@ import math
 from dataclasses import dataclass, field
 
 from runner.errors import UserError
-from runner.report.hparams import TENSORBOARD_DIR
+from runner.layout import CONFIG_FILE, LATEST, RESULT_FILE, TENSORBOARD_DIR
 from runner.report.stats import SCORES
-from runner.result import RESULT_FILE, AurocScores, RunResult
-from runner.store import LATEST, RunStore, Store, open_store
+from runner.result import AurocScores, RunResult
+from runner.store import RunStore, Store, open_store
 
 
 def _finite(value: float | None, where: str, notes: list[str]) -> float | None:
@@ -81,6 +81,6 @@ def scan_store(store: Store) -> StoreScan:
                 scan.skipped[run_id] = str(err)
             except KeyError:
                 continue  # removed between listing and reading
-        elif LATEST in names or "config.json" in names:
+        elif LATEST in names or CONFIG_FILE in names:
             scan.running[run_id] = _progress(store, run_id, names)
     return scan

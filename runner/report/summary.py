@@ -8,10 +8,11 @@ from pathlib import Path
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
-from runner.report.files import SUMMARY_FILE, check_outputs, output_paths, write_output
+from runner.layout import REPORT_FILE, SUMMARY_FILE, TENSORBOARD_DIR
+from runner.report.files import check_outputs, output_paths, write_output
 from runner.report.forest import plot_forest
-from runner.report.hparams import TENSORBOARD_DIR, write_hparams
-from runner.report.markdown import REPORT_FILE, report_text
+from runner.report.hparams import write_hparams
+from runner.report.markdown import report_text
 from runner.report.plots import plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import Group, group_runs, metric_keys

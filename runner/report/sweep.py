@@ -10,11 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
-from runner.layout import parse_run_id
+from runner.layout import SWEEP_FILE, parse_run_id
 from runner.report.scan import StoreScan
 from runner.store import Store
-
-SWEEP_RECORD = "sweep.json"
 
 
 def load_config(config: str) -> ExperimentsFile | None:
@@ -28,7 +26,7 @@ def asked_runs(store: Store) -> list[str] | None:
     """The run ids sweeps asked this store for, or None when no sweep recorded any (or the record is unreadable:
     it is data, and only well-formed run ids are taken from it)."""
     try:
-        record = json.loads(store.read(SWEEP_RECORD))
+        record = json.loads(store.read(SWEEP_FILE))
     except (KeyError, ValueError, UnicodeDecodeError):
         return None
     asked = record.get("asked") if isinstance(record, dict) else None
@@ -40,7 +38,7 @@ def asked_runs(store: Store) -> list[str] | None:
 def record_sweep(store: Store, run_ids: Iterable[str]) -> None:
     """Add a sweep's run ids to the store's sweep.json (nothing recorded before is dropped)."""
     asked = set(asked_runs(store) or []) | set(run_ids)
-    store.write(SWEEP_RECORD, (json.dumps({"asked": sorted(asked)}, indent=1) + "\n").encode())
+    store.write(SWEEP_FILE, (json.dumps({"asked": sorted(asked)}, indent=1) + "\n").encode())
 
 
 def missing_runs(asked: list[str], scan: StoreScan) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from runner.report.stats import BASELINE, FID, SCORES, Group, MetricKey, difference, distinct
 from runner.report.verdicts import SATURATED, Comparison
-from runner.result import RunResult
+from runner.result import COLLAPSE_RULE, RunResult
 
 
 def summary_columns(metrics: list[MetricKey]) -> list[str]:
@@ -61,7 +61,7 @@ def _group_notes(group: Group, base: Group | None, metrics: list[MetricKey]) -> 
     notes = _missing_notes(group, metrics)
     if collapsed := collapsed_seeds(group):
         seeds = " ".join(f"s{seed}" for seed in collapsed)
-        notes.append(f"means include {len(collapsed)} collapsed run(s) ({seeds}: fid > 0.5 x fid_init)")
+        notes.append(f"means include {len(collapsed)} collapsed run(s) ({seeds}: {COLLAPSE_RULE})")
     if len({r.iterations for r in group.runs}) > 1:
         notes.append("iterations differ across seeds")
     if len({r.fid_features for r in group.runs}) > 1:
@@ -193,7 +193,7 @@ def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     legend = (
-        "fid: mean ± sample std over seeds ([n=k]: only k seeds have it; collapsed runs, fid > 0.5 x fid_init, are "
+        f"fid: mean ± sample std over seeds ([n=k]: only k seeds have it; collapsed runs, {COLLAPSE_RULE}, are "
         "counted in the mean and named); <set> m/j: mean AUROC marginal/joint"
     )
     return "\n".join([*lines, legend])

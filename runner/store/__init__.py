@@ -9,11 +9,9 @@ from pathlib import Path
 from runner.errors import UserError, redact
 from runner.store.base import BadKey, PointerConflict, Store, check_key, is_valid_key, sha256
 from runner.store.local import LocalStore
-from runner.store.run_store import CKPT_PREFIX, LATEST, CheckpointError, RunStore
+from runner.store.run_store import CheckpointError, RunStore
 
 __all__ = [
-    "CKPT_PREFIX",
-    "LATEST",
     "BadKey",
     "CheckpointError",
     "LocalStore",

@@ -14,19 +14,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from runner.errors import UserError
+from runner.layout import CKPT_DIR, CKPT_PREFIX, CONFIG_FILE, LATEST, METRICS_FILE, RESULT_FILE, SAMPLES_FILE
 from runner.store.base import PointerConflict, Store, sha256
 
-LATEST = "ckpt/LATEST"
-CKPT_PREFIX = "ckpt/step-"
 # (name in the run's directory, whether it is a directory): what a run writes
 LAYOUT = (
     ("", True),
-    ("ckpt", True),
-    ("config.json", False),
+    (CKPT_DIR, True),
+    (CONFIG_FILE, False),
     (LATEST, False),
-    ("metrics.jsonl", False),
-    ("result.json", False),
-    ("samples.png", False),
+    (METRICS_FILE, False),
+    (RESULT_FILE, False),
+    (SAMPLES_FILE, False),
 )
 
 
@@ -94,7 +93,7 @@ class RunStore:
         A run that never committed a checkpoint may be claimed again with another config (its leftovers are
         removed); one with checkpoints refuses a different config (UserError naming the changed keys).
         """
-        key = self.key("config.json")
+        key = self.key(CONFIG_FILE)
         body = json.dumps({"config_hash": config_hash, "config": config}, indent=2, sort_keys=True).encode()
         try:
             existing = json.loads(self.store.read(key))
