@@ -6,15 +6,12 @@ Bad input of any kind is one line on stderr and exit code 2; see README.md, "Exi
 import sys
 
 import fire
-from botocore.exceptions import BotoCoreError, ClientError
 
 from runner.argv import HELP_FLAGS, check_command_line
 from runner.cli import Commands
 from runner.cli_help import command_help, command_list, command_names
-from runner.errors import EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_USER_ERROR, Diverged, Preempted, UserError, redact
-from runner.store import BadKey, PointerConflict
-
-EXIT_INTERRUPTED = 130
+from runner.errors import UserError, redact
+from runner.exit_codes import exit_code_of
 
 
 def _fail(message: str, code: int) -> int:
@@ -50,21 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         command = check_command_line(Commands, args)
         fire.Fire(Commands, command=command, name="python -m runner")
-    except UserError as err:
-        return _fail(f"error: {err}", EXIT_USER_ERROR)
-    except BadKey as err:
-        return _fail(f"error: {err}", EXIT_USER_ERROR)
-    except PointerConflict as err:
-        return _fail(f"error: {err}: another process writes this run; this one stopped", EXIT_USER_ERROR)
-    except (BotoCoreError, ClientError) as err:
-        message = f"store unavailable: {err}; the run resumes from its last checkpoint when started again"
-        return _fail(message, EXIT_PREEMPTED)
-    except Diverged as err:
-        return _fail(f"diverged: {err}", EXIT_DIVERGED)
-    except Preempted as err:
-        return _fail(f"preempted: {err}", EXIT_PREEMPTED)
-    except KeyboardInterrupt:
-        return _fail("interrupted: the run resumes from its last checkpoint", EXIT_INTERRUPTED)
+    except BaseException as err:
+        mapped = exit_code_of(err)
+        if mapped is None:
+            raise
+        code, message = mapped
+        return _fail(message, code)
     return 0
 
 

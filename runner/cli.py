@@ -16,7 +16,7 @@ from runner.cluster import ClusterCommands
 from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
 from runner.report.commands import ReportCommands
-from runner.result import COLLAPSE_RULE
+from runner.result import result_line
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Field(ge=1, le=10**8)]
@@ -68,18 +68,6 @@ def check_job_config(cfg: Any) -> None:
             f"{cfg.run_id}: this image resolves config {cfg.config_hash}, the Job was rendered for {expected} "
             "(experiments.toml in the image differs from the one submitted)"
         )
-
-
-def result_line(result: dict[str, Any]) -> str:
-    """`<run_id>: fid F [COLLAPSED] (fid_init ..., features), N iterations, T s on DEVICE`."""
-    fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
-    fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
-    collapsed = f" COLLAPSED ({COLLAPSE_RULE}: the samples stayed near noise)" if result.get("collapsed") else ""
-    smoke = " (smoke run: not a result)" if result.get("smoke") else ""
-    return (
-        f"{result['run_id']}: fid {fid}{collapsed} (fid_init {fid_init}, {result['fid_features']} features), "
-        f"{result['iterations']} iterations, {result['wall_s']:.0f} s on {result['device']}{smoke}"
-    )
 
 
 def print_result(result: dict[str, Any]) -> None:
@@ -196,9 +184,11 @@ class Commands(ReportCommands, ClusterCommands):
         iterations: Count | None = None,
         set: Assignments | None = None,  # noqa: A002
         smoke: bool = False,
+        grid: Assignments | None = None,
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
-        """Run experiments x seeds here (default: every experiment, [sweep] seeds), then summarize the store.
+        """Run experiments x grid points x seeds here (default: every experiment, [sweep] seeds and grid), then
+        summarize the store.
 
         Finished runs are skipped and unfinished ones resume, so the same command continues a stopped sweep.
         Ctrl-C checkpoints the running runs and exits with code 75.
@@ -207,10 +197,12 @@ class Commands(ReportCommands, ClusterCommands):
           exp: the experiments, comma-separated (default: every [experiments.*] of the config)
           seeds: the seeds, comma-separated (default: [sweep] seeds)
           parallel: N `local` processes at a time: one per GPU with --device cuda, else the CPU cores shared
+          grid: axes and their values, KEY=V1,V2,... (repeat it, or several in one quoted string); a point is part
+            of the run id, as with --set (default: [sweep] grid)
         """
         from runner.sweep import sweep
 
-        sweep(profile, exp, seeds, store, device, parallel, iterations, set or [], config, smoke=smoke)
+        sweep(profile, exp, seeds, store, device, parallel, iterations, set or [], config, smoke=smoke, grid=grid)
 
     def bench(
         self,

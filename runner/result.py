@@ -47,6 +47,7 @@ class RunResult(Strict):
     profile: str
     seed: int
     smoke: bool = False  # a smoke run (--smoke): its run id says so, and summarize keeps it apart
+    point: dict[str, Any] = {}  # the settings that differ from the experiment's own config (runner.layout)
     run_id: str
     config_hash: str
     iterations: int
@@ -73,7 +74,7 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _run_id_matches(self, info: ValidationInfo) -> "RunResult":
-        expected = layout.run_id(self.experiment, self.profile, self.seed, layout.variant_of(self.smoke))
+        expected = layout.run_id(self.experiment, self.profile, self.seed, layout.variant_of(self.smoke, self.point))
         directory = (info.context or {}).get("run_dir")
         if self.run_id != expected or directory not in (None, expected):
             where = "" if directory is None else f" and its directory {directory!r}"
@@ -140,3 +141,15 @@ def _expected(error: Any) -> str:
     if error["type"] in ("model_type", "dict_type"):
         return "an object"
     return error["msg"].removeprefix("Input should be ")
+
+
+def result_line(result: dict[str, Any]) -> str:
+    """`<run_id>: fid F [COLLAPSED] (fid_init ..., features), N iterations, T s on DEVICE`."""
+    fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
+    fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
+    collapsed = f" COLLAPSED ({COLLAPSE_RULE}: the samples stayed near noise)" if result.get("collapsed") else ""
+    smoke = " (smoke run: not a result)" if result.get("smoke") else ""
+    return (
+        f"{result['run_id']}: fid {fid}{collapsed} (fid_init {fid_init}, {result['fid_features']} features), "
+        f"{result['iterations']} iterations, {result['wall_s']:.0f} s on {result['device']}{smoke}"
+    )

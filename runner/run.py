@@ -78,7 +78,7 @@ def _execute(
     weights = fid_weights(cfg, log)
     data_s = time.perf_counter() - data_started
     with run.exclusive():
-        run.claim(cfg.hashed_dict(), cfg.config_hash, log)
+        run.claim(cfg.hashed_dict(), cfg.config_hash, log, cfg.point)
         train_started = time.perf_counter()
         engine = training_engine(cfg, data, device)
         wall_s = restore(run, engine, log)
@@ -172,6 +172,7 @@ def run_result(cfg: RunConfig, iterations: int, ev: Evaluation, wall_s: float) -
         profile=cfg.profile,
         seed=cfg.seed,
         smoke=cfg.smoke,
+        point=cfg.point,
         run_id=cfg.run_id,
         config_hash=cfg.config_hash,
         iterations=iterations,

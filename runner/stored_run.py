@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from runner.config import ExperimentsFile, RunConfig
 from runner.errors import UserError
-from runner.layout import CONFIG_FILE, LATEST, SMOKE, parse_run_id
+from runner.layout import CONFIG_FILE, LATEST, is_smoke, parse_run_id
 from runner.store import RunStore, open_store
 
 
@@ -34,12 +34,13 @@ def stored_config(run: RunStore, experiments: ExperimentsFile, runtime: dict[str
     except (ValueError, UnicodeDecodeError):
         raise UserError(f"{where}: not JSON") from None
     well_formed = isinstance(body, dict) and isinstance(body.get("config"), dict)
-    if not (well_formed and isinstance(body.get("config_hash"), str)):
-        raise UserError(f"{where}: expected {{'config_hash': ..., 'config': {{...}}}}")
-    local = experiments.resolve(experiment, profile, seed, runtime, smoke=variant == SMOKE)
+    point = body.get("point", {}) if isinstance(body, dict) else None
+    if not (well_formed and isinstance(body.get("config_hash"), str) and isinstance(point, dict)):
+        raise UserError(f"{where}: expected {{'config_hash': ..., 'config': {{...}}, 'point': {{...}}}}")
+    local = experiments.resolve(experiment, profile, seed, runtime, smoke=is_smoke(variant))
     try:
         cfg = RunConfig.model_validate(
-            {**body["config"], "runtime": local.runtime.model_dump(), "smoke": variant == SMOKE}
+            {**body["config"], "runtime": local.runtime.model_dump(), "smoke": is_smoke(variant), "point": point}
         )
     except ValidationError as err:
         first = err.errors()[0]

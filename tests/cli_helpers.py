@@ -7,11 +7,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from runs import SMALL
+from runs import SMALL, run_id_of
 
 from runner.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+TINY_RUN_ID = run_id_of(iterations=2)  # the run tiny_local makes (its overrides are a point: baseline-tiny-g...-s0)
 
 
 def tiny_local(store: str, *extra: str) -> list[str]:

@@ -86,12 +86,12 @@ def kube(monkeypatch):
 def finished_store(tmp_path_factory) -> Path:
     """A local store with a real finished two-iteration tiny baseline run (and a stray file), made once in-process;
     tests copy it (it must stay as it is)."""
-    from cli_helpers import tiny_local
+    from cli_helpers import TINY_RUN_ID, tiny_local
 
     from runner.__main__ import main
 
     store = tmp_path_factory.mktemp("finished") / "runs"
     assert main(tiny_local(str(store))) == 0
     (store / "notes.txt").write_text("not a run\n")
-    assert (store / "baseline-tiny-s0" / "result.json").is_file()
+    assert (store / TINY_RUN_ID / "result.json").is_file()
     return store

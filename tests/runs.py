@@ -39,6 +39,38 @@ def local_args(store: str, iterations: int = 40, exp: str = "baseline", extra: s
     return ["local", "--exp", exp, "--iterations", str(iterations), "--store", store, "--set", f"{SMALL} {extra}"]
 
 
+def run_id_of(
+    exp: str = "baseline",
+    seed: int = 0,
+    iterations: int | None = 40,
+    extra: str = "",
+    smoke: bool = False,
+    profile: str = "tiny",
+    config: str | Path | None = None,
+) -> str:
+    """The run id that `local_args(store, iterations, exp, extra)` resolves to: SMALL, `extra` and --iterations
+    (None: no --iterations) are overrides, so the settings among them that differ from the file's are its point."""
+    from runner.config import ExperimentsFile, parse_overrides
+
+    overrides = parse_overrides(f"{SMALL} {extra}")
+    if iterations is not None:
+        overrides["train.iterations"] = iterations
+    experiments = ExperimentsFile(config or ROOT / "experiments.toml")
+    return experiments.resolve(exp, profile, seed, overrides, smoke).run_id
+
+
+def edited_config(directory: Path, old: str, new: str) -> Path:
+    """A copy of the repository's experiments.toml in `directory` with the one line `old` replaced by `new`."""
+    text = (ROOT / "experiments.toml").read_text()
+    lines = text.splitlines(keepends=True)
+    matching = [i for i, line in enumerate(lines) if line.split("#")[0].strip() == old]
+    assert len(matching) == 1, f"{old!r} is not one line of experiments.toml"
+    lines[matching[0]] = f"{new}\n"
+    path = Path(directory) / "experiments.toml"
+    path.write_text("".join(lines))
+    return path
+
+
 def load_checkpoint_state(payload: bytes) -> dict:
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import fake_kube
 import numpy as np
 import pytest
-from cli_helpers import assert_refused, make_workdir, run_main, snapshot
+from cli_helpers import TINY_RUN_ID, assert_refused, make_workdir, run_main, snapshot
 from runs import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -394,7 +394,13 @@ CASES = [
     ),
     case("set-deep-value", "show --exp baseline --set a=" + "[" * 3000 + "]" * 3000, "nested too deeply"),
     case("set-deep-key", "show --exp baseline --set " + ".".join(["a"] * 2000) + "=1", "nested deeper than"),
-    case("set-existing-run-other-config", f"{LOCAL} --set sgld.noise=0.002", "was started with config"),
+    # another --set is another run (its point is in the run id): the same run with another config is an edited file
+    case(
+        "config-existing-run-other-config",
+        f"{LOCAL} --config changed.toml",
+        "was started with config",
+        {"changed.toml": edited("sgld.noise = 0.001", "sgld.noise = 0.002")},
+    ),
     case("set-data-root-nul", "local --exp baseline --profile paper --set 'runtime.data_root=\"a\\u0000b\"'", "data"),
     case(
         "data-root-is-file",
@@ -474,34 +480,32 @@ CASES = [
     ),
     case("store-cache-is-file", f"{LOCAL}", "CLEL_CACHE", {"afile": "x"}, env={"CLEL_CACHE": "afile"}),
     case("store-config-hash", LOCAL.replace("local", "worker", 1), "differs", env={"CLEL_CONFIG_HASH": "0123456789ab"}),
-    case("store-run-dir-is-file", f"{LOCAL} --store st", "is not a directory", {"st/baseline-tiny-s0": "x"}),
-    case("store-ckpt-is-file", f"{LOCAL} --store st", "ckpt is not a directory", {"st/baseline-tiny-s0/ckpt": "x"}),
+    case("store-run-dir-is-file", f"{LOCAL} --store st", "is not a directory", {f"st/{TINY_RUN_ID}": "x"}),
+    case("store-ckpt-is-file", f"{LOCAL} --store st", "ckpt is not a directory", {f"st/{TINY_RUN_ID}/ckpt": "x"}),
     case(
         "store-config-is-dir",
         f"{LOCAL} --store st",
         "config.json is not a file",
-        {"st/baseline-tiny-s0/config.json": None},
+        {f"st/{TINY_RUN_ID}/config.json": None},
     ),
-    case(
-        "store-latest-is-dir", f"{LOCAL} --store st", "LATEST is not a file", {"st/baseline-tiny-s0/ckpt/LATEST": None}
-    ),
+    case("store-latest-is-dir", f"{LOCAL} --store st", "LATEST is not a file", {f"st/{TINY_RUN_ID}/ckpt/LATEST": None}),
     case(
         "store-metrics-is-dir",
         f"{LOCAL} --store st",
         "metrics.jsonl is not a file",
-        {"st/baseline-tiny-s0/metrics.jsonl": None},
+        {f"st/{TINY_RUN_ID}/metrics.jsonl": None},
     ),
     case(
         "store-samples-is-dir",
         f"{LOCAL} --store st",
         "samples.png is not a file",
-        {"st/baseline-tiny-s0/samples.png": None},
+        {f"st/{TINY_RUN_ID}/samples.png": None},
     ),
     case(
         "store-result-is-dir",
         f"{LOCAL} --store st",
         "result.json is not a file",
-        {"st/baseline-tiny-s0/result.json": None},
+        {f"st/{TINY_RUN_ID}/result.json": None},
     ),
     case("store-inside-a-file", f"{LOCAL} --store runs/notes.txt/deeper", "not a writable directory"),
     case("store-sweep-scheme", "sweep --exp baseline --seeds 0 --store gs://x/y", "unsupported scheme"),
@@ -674,7 +678,7 @@ CASES = [
     case(
         "cluster-experiments-twice",
         "render --config bad.toml",
-        "baseline",
+        "[cluster]: experiments: baseline is listed twice",
         {"bad.toml": cluster("experiments = []", 'experiments = ["baseline", "baseline"]')},
     ),
     case(

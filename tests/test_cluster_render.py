@@ -1,18 +1,20 @@
 """Rendering the Jobs: strict validation (kubernetes-validate), names, the Job contract, credentials."""
 
 import configparser
+import json
 import re
+from pathlib import Path
 
-import fire
 import kubernetes_validate
 import pytest
 import yaml
 from kube_support import CLUSTER, FULL_CLUSTER, REPO, rendered, run_cli, write_config
 
 import runner.run
-from runner.cli import Commands
+from runner.__main__ import main
 from runner.cluster.render import to_dict
-from runner.config import ExperimentsFile
+from runner.config import ExperimentsFile, parse_overrides
+from runner.layout import point_tag
 
 MANIFESTS = sorted((REPO / "manifests").glob("*.yaml"))
 CRD_MANIFESTS = {"kueue.yaml"}  # Kueue's own kinds: kubernetes-validate has no schema for them (checked below)
@@ -72,6 +74,7 @@ def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
     job = to_dict(jobs[1])
     spec, pod = job["spec"], job["spec"]["template"]["spec"]
     assert job["metadata"]["annotations"]["clel/config-hash"] == cfg.config_hash
+    assert cfg.point == {"train.iterations": 20000}  # runtime.checkpoint_every is no part of the run's identity
     assert job["metadata"]["labels"] == {
         "app.kubernetes.io/name": "clel-runner",
         "app.kubernetes.io/managed-by": "clel-runner",
@@ -80,7 +83,13 @@ def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
         "clel/experiment": "no_norm_split",
         "clel/seed": "1",
         "clel/config-hash": cfg.config_hash,
+        "clel/point": point_tag(cfg.point),
     }
+    assert job["metadata"]["annotations"]["clel/point"] == '{"train.iterations": 20000}'
+    assert (
+        job["metadata"]["annotations"]["clel/run-id"] == cfg.run_id == f"no_norm_split-paper-{point_tag(cfg.point)}-s1"
+    )
+    assert job["spec"]["template"]["metadata"]["labels"]["clel/point"] == point_tag(cfg.point)
     assert job["metadata"]["name"] == f"clel-no-norm-split-paper-s1-{cfg.config_hash}"
     assert pod["restartPolicy"] == "Never"
     assert spec["podReplacementPolicy"] == "Failed"
@@ -93,10 +102,10 @@ def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
     assert not any(137 in rule.get("onExitCodes", {}).get("values", []) for rule in rules)
     (container,) = pod["containers"]
     assert container["name"] == "worker" and container["image"] == "registry.example.com/clel-runner:0.1.0"
-    assert container["command"] + container["args"] == [
+    assert container["command"] + container["args"] == [  # one --set per override, no --config: the image's file
         *("python", "-m", "runner", "worker", "--exp", "no_norm_split", "--profile", "paper", "--seed", "1"),
+        *("--set", "train.iterations=20000", "--set", "runtime.checkpoint_every=500"),
         *("--store", "s3://clel-test/sweep", "--data-root", "/data", "--download"),
-        *("--set", "train.iterations=20000 runtime.checkpoint_every=500"),
     ]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in pod["volumes"]
@@ -146,12 +155,14 @@ def test_the_worker_resolves_the_config_hash_its_job_was_named_for(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     for job in rendered(write_config(tmp_path, FULL_CLUSTER), "byol")[2]:
         args = job.spec.template.spec.containers[0].args
+        assert job.spec.template.spec.containers[0].command == ["python", "-m", "runner"]
         with pytest.raises(Resolved) as resolved:
-            fire.Fire(Commands, command=args)
+            main(args)  # as `python -m runner ARGS` in the pod: each repeated --set applies
         cfg, store_uri = resolved.value.args
         assert cfg.config_hash == job.metadata.annotations["clel/config-hash"]
         assert (cfg.run_id, store_uri) == (job.metadata.annotations["clel/run-id"], "s3://clel-test/sweep")
         assert (cfg.train.iterations, cfg.runtime.data_root, cfg.runtime.download) == (20000, "/data", True)
+        assert cfg.runtime.checkpoint_every == 500 and cfg.point == {"train.iterations": 20000}
 
 
 def test_cpu_profile_without_gpu_requests_none(tmp_path):
@@ -269,3 +280,102 @@ def test_the_example_kueue_manifests_name_consistent_queues():
     assert group["coveredResources"] == [r["name"] for r in flavor_quota["resources"]] == covered
     commented = re.search(r'^# queue_name = "([^"]+)"', (REPO / "experiments.toml").read_text(), re.M)
     assert commented and commented.group(1) == local["metadata"]["name"]
+
+
+# --- a grid: one Job per experiment x point x seed -----------------------------------------------------------
+
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LONG_EXPERIMENT = "an_experiment_with_a_rather_long_name_for_the_grid"  # 50 characters
+GRID_SWEEP = """[sweep]
+seeds = [0, 1]
+grid = { "crl.simclr.projector_hidden" = [64, 128, 256, 1024], "energy.beta" = [0.01, 0.1] }
+"""
+
+
+def grid_config(tmp_path, cluster) -> Path:
+    """The repository's experiments.toml with [cluster], a [sweep] grid and one experiment with a long name."""
+    path = write_config(tmp_path, cluster, f"\n[experiments.{LONG_EXPERIMENT}]\nsgld.noise = 0.002\n")
+    text = path.read_text()
+    assert "[sweep]\nseeds = [0, 1, 2]\n" in text
+    path.write_text(text.replace("[sweep]\nseeds = [0, 1, 2]\n", GRID_SWEEP))
+    return path
+
+
+GRID_CLUSTER = CLUSTER | {"profile": "tiny", "gpus": 0, "experiments": ["baseline", LONG_EXPERIMENT]}
+
+
+def test_the_jobs_of_a_grid_validate_and_have_unique_names_and_valid_labels(tmp_path):
+    assert len(LONG_EXPERIMENT) >= 40
+    experiments, cluster, jobs = rendered(grid_config(tmp_path, GRID_CLUSTER))
+    assert len(jobs) == 2 * 4 * 2 * 2  # experiments x projector_hidden x beta x seeds
+    names = [job.metadata.name for job in jobs]
+    run_ids = [job.metadata.annotations["clel/run-id"] for job in jobs]
+    assert len(set(names)) == len(names) and len(set(run_ids)) == len(run_ids)
+    for job in jobs:
+        doc = to_dict(job)
+        for version in K8S_VERSIONS:
+            assert kubernetes_validate.validate(doc, version, strict=True)
+        name = job.metadata.name
+        assert len(name) <= 63 and RFC1123_LABEL.match(name), name
+        for labels in (job.metadata.labels, job.spec.template.metadata.labels):
+            for key, value in labels.items():
+                assert len(value) <= 63 and LABEL_VALUE.fullmatch(value), (key, value)
+    plain = [job for job in jobs if "clel/point" not in job.metadata.labels]
+    # tiny's own projector_hidden (256) and the file's beta (0.01): no point, a plain run per experiment and seed
+    assert sorted(job.metadata.annotations["clel/run-id"] for job in plain) == [
+        f"{experiment}-tiny-s{seed}" for experiment in (LONG_EXPERIMENT, "baseline") for seed in (0, 1)
+    ]
+    assert any(job.metadata.name.startswith("clel-an-experiment-with-a-rather-long") for job in jobs)
+
+
+def test_a_grid_job_names_its_point_and_its_worker_resolves_it(tmp_path, monkeypatch):
+    path = grid_config(tmp_path, GRID_CLUSTER)
+    experiments, cluster, jobs = rendered(path)
+    for job in jobs:
+        annotations, labels = job.metadata.annotations, job.metadata.labels
+        run_id = annotations["clel/run-id"]
+        experiment, seed = labels["clel/experiment"], int(labels["clel/seed"])
+        args = job.spec.template.spec.containers[0].args
+        sets = parse_overrides([args[i + 1] for i, token in enumerate(args) if token == "--set"])
+        assert "--config" not in args and set(sets) == {"crl.simclr.projector_hidden", "energy.beta"}
+        cfg = experiments.resolve(experiment, "tiny", seed, sets)
+        assert (cfg.run_id, cfg.config_hash) == (run_id, annotations["clel/config-hash"])
+        if cfg.point:
+            assert labels["clel/point"] == job.spec.template.metadata.labels["clel/point"] == point_tag(cfg.point)
+            assert annotations["clel/point"] == json.dumps(cfg.point, sort_keys=True)
+            assert json.loads(annotations["clel/point"]).items() <= sets.items()
+            assert run_id == f"{experiment}-tiny-{point_tag(cfg.point)}-s{seed}"
+        else:
+            assert "clel/point" not in annotations and run_id == f"{experiment}-tiny-s{seed}"
+
+    def capture(cfg, store_uri, **options):
+        raise Resolved(cfg, store_uri)
+
+    monkeypatch.setattr(runner.run, "execute", capture)
+    monkeypatch.chdir(tmp_path)  # the worker reads experiments.toml from its working directory (the image's)
+    for job in jobs[:: len(jobs) // 8]:
+        with pytest.raises(Resolved) as resolved:
+            main(job.spec.template.spec.containers[0].args)
+        cfg, _ = resolved.value.args
+        assert cfg.config_hash == job.metadata.annotations["clel/config-hash"]
+        assert cfg.run_id == job.metadata.annotations["clel/run-id"]
+
+
+def test_a_long_grid_value_keeps_labels_short(tmp_path):
+    long_values = "[" + ", ".join(str(v) for v in (32, 48, 64, 96, 128, 192, 384, 512, 768, 1024)) + "]"
+    weights = f'["{"w" * 200}.pth", ""]'
+    sweep = (
+        f'[sweep]\nseeds = [0]\ngrid = {{ "crl.simclr.projector_hidden" = {long_values}, '
+        f'"eval.inception_weights" = {weights} }}\n'
+    )
+    path = write_config(tmp_path, GRID_CLUSTER, f"\n[experiments.{LONG_EXPERIMENT}]\nsgld.noise = 0.002\n")
+    path.write_text(path.read_text().replace("[sweep]\nseeds = [0, 1, 2]\n", sweep))
+    jobs = rendered(path)[2]
+    assert len(jobs) == 2 * 10 * 2
+    assert len({job.metadata.name for job in jobs}) == len(jobs)
+    for job in jobs:
+        assert len(job.metadata.name) <= 63
+        for value in job.metadata.labels.values():
+            assert len(value) <= 63 and LABEL_VALUE.fullmatch(value), value
+        assert kubernetes_validate.validate(to_dict(job), K8S_VERSIONS[-1], strict=True)
+    assert any("w" * 200 in job.metadata.annotations.get("clel/point", "") for job in jobs)

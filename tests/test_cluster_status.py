@@ -6,9 +6,10 @@ import re
 import pytest
 from kube_support import CLUSTER, SELECTOR, rendered, seed_world, write_config
 
+from runner import run_progress as progress
 from runner.__main__ import main
 from runner.cli import Commands
-from runner.cluster import progress, status
+from runner.cluster import status
 from runner.result import AurocScores, RunResult
 from runner.store import RunStore, open_store
 

@@ -9,6 +9,7 @@ import pytest
 
 from runner.config import ExperimentsFile, parse_overrides
 from runner.errors import UserError
+from runner.layout import is_smoke, parse_run_id, point_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments.toml"
@@ -95,6 +96,38 @@ def test_config_hash_tracks_the_math_not_the_runtime(experiments):
     assert runtime_only.config_hash == base.config_hash
     assert experiments.resolve("baseline", "tiny", 1).config_hash != base.config_hash
     assert experiments.resolve("baseline", "tiny", 0, {"sgld.noise": 0.002}).config_hash != base.config_hash
+
+
+def test_the_point_is_what_overrides_change_and_names_the_run(experiments):
+    """cfg.point: the hashed keys whose validated values differ from the experiment's own config; in the run id."""
+    base = experiments.resolve("baseline", "tiny", 0)
+    assert base.point == {} and base.run_id == "baseline-tiny-s0"
+    cfg = experiments.resolve("baseline", "tiny", 0, {"sgld.noise": 0.002, "energy.beta": 0.01, "runtime.threads": 2})
+    assert cfg.point == {"sgld.noise": 0.002}  # beta is baseline's own value; runtime is not part of a run
+    assert cfg.run_id == f"baseline-tiny-{point_tag(cfg.point)}-s0" and cfg.variant == point_tag(cfg.point)
+    assert "point" not in cfg.hashed_dict() and cfg.config_hash != base.config_hash
+    same = experiments.resolve("baseline", "tiny", 0, {"train.ebm_optimizer": {"lr": 5e-4}, "sgld.noise": 2e-3})
+    assert same.point == cfg.point and same.run_id == cfg.run_id  # 5e-4 is tiny's lr: a table of equal values
+    table = experiments.resolve("baseline", "tiny", 0, {"train.ebm_optimizer": {"lr": 1e-3}})
+    assert table.point == {"train.ebm_optimizer.lr": 0.001}  # a dotted key per changed leaf
+    order = [{"sgld.steps": 5, "sgld.noise": 0.002}, {"sgld.noise": 0.002, "sgld.steps": 5}]
+    assert len({experiments.resolve("baseline", "tiny", 0, o).run_id for o in order}) == 1
+    assert experiments.resolve("moco", "tiny", 0, {"crl.method": "moco"}).run_id == "moco-tiny-s0"
+    listed = experiments.resolve("baseline", "tiny", 0, {"ebm.channels": [16, 32, 64]})
+    assert listed.point == {} and experiments.resolve("baseline", "tiny", 0, {"ebm.channels": [8]}).point == {
+        "ebm.channels": [8]
+    }
+
+
+def test_a_smoke_runs_point_is_relative_to_smoke(experiments):
+    smoke = experiments.resolve("baseline", "tiny", 0, {"train.iterations": 10}, smoke=True)
+    assert smoke.point == {} and smoke.run_id == "baseline-tiny-smoke-s0"  # [smoke] sets 10 iterations itself
+    longer = experiments.resolve("baseline", "tiny", 0, {"train.iterations": 600}, smoke=True)
+    assert longer.point == {"train.iterations": 600}  # tiny's own value, but not the smoke run's
+    assert longer.run_id == f"baseline-tiny-smoke-{point_tag(longer.point)}-s0"
+    assert experiments.resolve("baseline", "tiny", 0, {"train.iterations": 600}).run_id == "baseline-tiny-s0"
+    assert parse_run_id(longer.run_id) == ("baseline", "tiny", f"smoke-{point_tag(longer.point)}", 0)
+    assert is_smoke(parse_run_id(longer.run_id)[2]) and not is_smoke(point_tag(longer.point))
 
 
 @pytest.mark.parametrize(

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_main
-from runs import SMALL
+from runs import SMALL, run_id_of
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import runner.run
 from runner.clel.engine import Engine
 from runner.errors import EXIT_PREEMPTED
 
-RUN_ID = "baseline-tiny-smoke-s0"
 LOGGED = "runtime.log_every=1 runtime.checkpoint_every=5"
+RUN_ID = run_id_of(iterations=None, extra=LOGGED, smoke=True)  # baseline-tiny-smoke-g<point>-s0
 
 
 def smoke_local(store: Path, *extra: str) -> list[str]:
@@ -49,7 +49,7 @@ def interrupted_then_resumed(tmp_path, monkeypatch, capsys):
     assert code == EXIT_PREEMPTED, err
     code, out, err = run_main(smoke_local(store), capsys)
     assert code == 0, err
-    assert "resumed baseline-tiny-smoke-s0 at step 5" in err
+    assert f"resumed {RUN_ID} at step 5" in err
     return store, out
 
 
@@ -58,7 +58,8 @@ def test_a_smoke_run_is_marked_in_its_run_id_and_its_result(interrupted_then_res
     result = json.loads((store / RUN_ID / "result.json").read_text())
     assert (result["run_id"], result["smoke"], result["iterations"]) == (RUN_ID, True, 10)
     assert "(smoke run: not a result)" in out.splitlines()[0]
-    assert not (store / "baseline-tiny-s0").exists()
+    assert RUN_ID.startswith("baseline-tiny-smoke-g")
+    assert not (store / run_id_of(iterations=None, extra=LOGGED)).exists()  # the same settings as a real run
 
 
 def test_every_logged_step_survives_a_resume_and_a_reevaluation(interrupted_then_resumed, capsys):

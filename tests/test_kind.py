@@ -232,6 +232,15 @@ termination_grace_period_seconds = 60
     return path
 
 
+def kind_run_id(config: str, experiment: str) -> str:
+    """The run id of an experiment's seed-0 Job: the [cluster] overrides are its point (<exp>-tiny-g<tag>-s0)."""
+    from runner.config import ExperimentsFile, parse_overrides
+
+    experiments = ExperimentsFile(config)
+    overrides = parse_overrides(experiments.cluster["overrides"])
+    return experiments.resolve(experiment, "tiny", 0, overrides).run_id
+
+
 def cli(kind: Kind, *args: str) -> str:
     """`python -m runner ARGS` against the kind cluster; its stdout."""
     done = subprocess.run(
@@ -279,7 +288,7 @@ def test_evicted_job_resumes_from_its_checkpoint_and_every_run_completes(kind, t
     assert "2 exists" in cli(kind, "submit", "--config", config)
 
     s3, core, batch = kind.s3(), client.CoreV1Api(kind.api), client.BatchV1Api(kind.api)
-    run_id, selector = f"{EVICTED}-tiny-s0", f"clel/sweep={sweep},clel/experiment={EVICTED}"
+    run_id, selector = kind_run_id(config, EVICTED), f"clel/sweep={sweep},clel/experiment={EVICTED}"
     step = wait_for(
         f"a checkpoint of {run_id}",
         lambda: (latest_step(s3, prefix, run_id) or 0) >= 2 * CHECKPOINT_EVERY and latest_step(s3, prefix, run_id),
@@ -304,7 +313,7 @@ def test_evicted_job_resumes_from_its_checkpoint_and_every_run_completes(kind, t
 
     hashes = {job.metadata.labels["clel/experiment"]: job.metadata.annotations["clel/config-hash"] for job in jobs}
     for experiment in EXPERIMENTS:
-        rid = f"{experiment}-tiny-s0"
+        rid = kind_run_id(config, experiment)
         listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/{rid}/")
         keys = {item["Key"].removeprefix(f"{prefix}/{rid}/") for item in listing.get("Contents", [])}
         assert {"config.json", "result.json", "metrics.jsonl", "samples.png", "ckpt/LATEST"} <= keys, keys

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,12 @@ from tensorboard.plugins.hparams import metadata as hp_metadata
 from runner.errors import UserError
 from runner.layout import TENSORBOARD_DIR
 from runner.report.scan import read_result
-from runner.report.stats import FID, MetricKey, welch_interval
+from runner.report.stats import FID, MetricKey, profile_label, welch_interval
 from runner.report.summary import summarize
 from runner.report.sweep import asked_runs, missing_grid, record_sweep, seed_ranges
 from runner.report.table import run_columns, summary_columns
 from runner.store import RunStore, Store, open_store
-from tests.runs import local_args, run_cli
+from tests.runs import local_args, run_cli, run_id_of
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("interpolation", "uniform_noise")
@@ -524,22 +525,26 @@ def test_summarize_a_real_run(tmp_path):
     store = tmp_path / "store"
     done = run_cli(*local_args(str(store), iterations=3))
     assert done.returncode == 0, done.stderr
-    data = (store / "baseline-tiny-s0" / "result.json").read_bytes()
-    assert read_result(data, "baseline-tiny-s0").to_json() == data, "the model re-writes run.py's file unchanged"
+    run_id = run_id_of(iterations=3)  # its overrides are a point: baseline-tiny-g<tag>-s0
+    data = (store / run_id / "result.json").read_bytes()
+    assert read_result(data, run_id).to_json() == data, "the model re-writes run.py's file unchanged"
     fid = json.loads(data)["fid"]
     assert isinstance(fid, float)
 
     report, stdout, warnings = run_summarize(str(store), tmp_path, config=str(REPO / "experiments.toml"))
-    assert warnings == [] and [r.run_id for r in report.scan.results] == ["baseline-tiny-s0"]
+    assert warnings == [] and [r.run_id for r in report.scan.results] == [run_id]
     _, rows = read_csv(tmp_path / "out" / "summary.csv")
+    label = profile_label(read_result(data, run_id))  # the run's point keeps it apart: "tiny @ sgld.steps=5, ..."
+    assert label.startswith("tiny @ ") and "train.iterations=3" in label
     assert [(row["experiment"], row["profile"], row["seeds"], row["fid_n"]) for row in rows] == [
-        ("baseline", "tiny", "0", "1")
+        ("baseline", label, "0", "1")
     ]
     assert float(rows[0]["fid_mean"]) == pytest.approx(fid, rel=1e-7)
     _, runs = read_csv(tmp_path / "out" / "summary_runs.csv")
-    assert [row["run_id"] for row in runs] == ["baseline-tiny-s0"]
+    assert [row["run_id"] for row in runs] == [run_id]
     assert runs[0]["fid"] == f"{fid:.8g}" and runs[0]["iterations"] == "3"
-    assert stdout.splitlines()[1].split()[:4] == ["baseline", "tiny", "1", f"{fid:.2f}"]
+    cells = re.split(r"\s{2,}", stdout.splitlines()[1])  # the table's columns are two or more spaces apart
+    assert cells[:3] == ["baseline", label, "1"] and cells[3].split()[0] == f"{fid:.2f}"
 
 
 # --- an S3 store on the loopback moto server ---------------------------------------------------------------

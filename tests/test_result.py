@@ -6,6 +6,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
+from runner.layout import point_tag
 from runner.result import COLLAPSE_FRACTION, RunResult, is_collapsed
 
 
@@ -16,6 +17,7 @@ def fields(**changes) -> dict:
         "profile": "tiny",
         "seed": 1,
         "smoke": False,
+        "point": {},  # a plain run: nothing differs from the experiment's own config
         "run_id": "baseline-tiny-s1",
         "config_hash": "9d9c4f029f2e",
         "iterations": 40,
@@ -142,3 +144,23 @@ def test_a_smoke_result_has_the_smoke_run_id_and_old_files_are_real_runs():
         RunResult.from_json(written_by_run_py(fields(smoke=True)))
     old = {key: value for key, value in fields().items() if key != "smoke"}
     assert RunResult.from_json(written_by_run_py(old)).smoke is False
+
+
+def test_a_result_at_a_point_has_the_points_run_id_and_old_files_are_plain_runs():
+    """point goes with <experiment>-<profile>-g<tag>-s<seed> (smoke-g<tag> for a smoke run); a file written before
+    the field is a plain run."""
+    point = {"energy.beta": 0.1, "train.iterations": 40}
+    tag = point_tag(point)
+    assert tag.startswith("g") and len(tag) == 9 and tag == point_tag(dict(reversed(point.items())))
+    at_point = fields(point=point, run_id=f"baseline-tiny-{tag}-s1")
+    parsed = RunResult.from_json(written_by_run_py(at_point), f"baseline-tiny-{tag}-s1")
+    assert parsed.point == point and parsed.to_json() == written_by_run_py(at_point)
+    smoke = fields(point=point, smoke=True, run_id=f"baseline-tiny-smoke-{tag}-s1")
+    assert RunResult.from_json(written_by_run_py(smoke), f"baseline-tiny-smoke-{tag}-s1").point == point
+    for wrong in (fields(point=point), fields(run_id=f"baseline-tiny-{tag}-s1"), fields(point={"energy.beta": 0.2})):
+        with pytest.raises(ValueError, match="does not match"):
+            RunResult.from_json(written_by_run_py(wrong))
+    with pytest.raises(ValueError, match="its directory 'baseline-tiny-s1'"):
+        RunResult.from_json(written_by_run_py(at_point), "baseline-tiny-s1")
+    old = {key: value for key, value in fields().items() if key != "point"}
+    assert RunResult.from_json(written_by_run_py(old), "baseline-tiny-s1").point == {}

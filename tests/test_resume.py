@@ -9,15 +9,24 @@ import time
 
 import boto3
 import pytest
-from runs import ROOT, assert_states_equal, load_checkpoint_state, local_args, result_metrics, run_cli, runner_command
+from runs import (
+    ROOT,
+    assert_states_equal,
+    load_checkpoint_state,
+    local_args,
+    result_metrics,
+    run_cli,
+    run_id_of,
+    runner_command,
+)
 
 from runner.errors import EXIT_PREEMPTED
 from runner.store import RunStore, open_store
 
 pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
 
-RUN_ID = "baseline-tiny-s0"
 ITERATIONS = 40
+RUN_ID = run_id_of(iterations=ITERATIONS)  # the run `local_args(..., ITERATIONS)` makes
 
 
 def _final(store_uri: str) -> tuple[dict, dict]:
@@ -113,10 +122,10 @@ def test_sigterm_checkpoints_exits_75_and_resumes_exactly(uninterrupted, tmp_pat
 
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    store = str(tmp_path)
+    store, run_id = str(tmp_path), run_id_of(iterations=20)
     first = run_cli(*local_args(store, 20))
     assert first.returncode == 0, first.stderr
-    latest = json.loads((tmp_path / RUN_ID / "ckpt" / "LATEST").read_text())
+    latest = json.loads((tmp_path / run_id / "ckpt" / "LATEST").read_text())
     assert latest["step"] == 20
     path = tmp_path / latest["key"]
     data = bytearray(path.read_bytes())
@@ -128,4 +137,4 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert f"checkpoint {latest['key']} fails its sha256 check; falling back to {previous}" in (
         resumed.stdout + resumed.stderr
     )
-    assert "resumed baseline-tiny-s0 at step 10" in resumed.stdout + resumed.stderr
+    assert f"resumed {run_id} at step 10" in resumed.stdout + resumed.stderr

@@ -5,12 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from runs import load_checkpoint_state, local_args, result_metrics, run_cli
+from runs import edited_config, load_checkpoint_state, local_args, result_metrics, run_cli, run_id_of
 
 from runner.clel.model import training_engine
 from runner.config import ExperimentsFile
 from runner.data import load_digits
 from runner.errors import Diverged
+
+RUN_ID = run_id_of(iterations=3)  # the run `local_args(..., iterations=3)` makes
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def three_iterations(tmp_path_factory):
     store = tmp_path_factory.mktemp("store")
     result = run_cli(*local_args(str(store), iterations=3))
     assert result.returncode == 0, result.stderr
-    return store / "baseline-tiny-s0", result
+    return store / RUN_ID, result
 
 
 @pytest.mark.slow
@@ -56,7 +58,7 @@ def test_three_iteration_run_writes_a_complete_run_directory(three_iterations):
     assert {"ebm", "ema_ebm", "crl", "ema_crl", "ebm_optimizer", "crl_optimizer", "buffer", "rng"} <= set(state)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3]
-    assert "baseline-tiny-s0: fid" in process.stdout
+    assert f"{RUN_ID}: fid" in process.stdout
 
 
 @pytest.mark.slow
@@ -65,7 +67,7 @@ def test_same_seed_gives_identical_result_metrics(three_iterations, tmp_path):
     again = run_cli(*local_args(str(tmp_path), iterations=3))
     assert again.returncode == 0, again.stderr
     first = result_metrics((run_dir / "result.json").read_text())
-    second = result_metrics((tmp_path / "baseline-tiny-s0" / "result.json").read_text())
+    second = result_metrics((tmp_path / RUN_ID / "result.json").read_text())
     assert first == second
 
 
@@ -76,20 +78,23 @@ def test_rerun_of_a_finished_run_shows_it_and_reeval_resumes_without_training(th
     result_before = (run_dir / "result.json").read_text()
     again = run_cli(*local_args(str(run_dir.parent), iterations=3))
     assert again.returncode == 0, again.stderr
-    assert "baseline-tiny-s0: already finished" in again.stderr
+    assert f"{RUN_ID}: already finished" in again.stderr
     assert "evaluating" not in again.stdout + again.stderr
     assert (run_dir / "result.json").read_text() == result_before
     reeval = run_cli(*local_args(str(run_dir.parent), iterations=3), "--reeval")
     assert reeval.returncode == 0, reeval.stderr
-    assert "resumed baseline-tiny-s0 at step 3" in reeval.stdout + reeval.stderr
+    assert f"resumed {RUN_ID} at step 3" in reeval.stdout + reeval.stderr
     assert (run_dir / "ckpt/LATEST").read_text() == before
 
 
 @pytest.mark.slow
-def test_changed_config_under_the_same_run_id_is_refused(three_iterations):
+def test_changed_config_under_the_same_run_id_is_refused(three_iterations, tmp_path):
     run_dir, _ = three_iterations
     before = sorted(p.name for p in run_dir.rglob("*"))
-    changed = run_cli(*local_args(str(run_dir.parent), iterations=3, extra="sgld.noise=0.002"))
+    # another --set is another point (another run id): the same run id with another config is an edited file
+    config = edited_config(tmp_path, "sgld.noise = 0.001", "sgld.noise = 0.002")
+    assert run_id_of(iterations=3, config=config) == RUN_ID
+    changed = run_cli(*local_args(str(run_dir.parent), iterations=3), "--config", str(config))
     assert changed.returncode == 2
     lines = changed.stderr.strip().splitlines()
     assert len(lines) == 1 and "changed: sgld.noise" in lines[0], changed.stderr
@@ -103,7 +108,7 @@ def test_bad_ood_file_stops_before_training(tmp_path):
     result = run_cli(*local_args(str(tmp_path / "store"), iterations=3), "--ood", str(bad))
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"error: --ood {bad}: 'x' must be uint8")
-    assert not (tmp_path / "store" / "baseline-tiny-s0").exists()
+    assert not (tmp_path / "store" / RUN_ID).exists()
 
 
 @pytest.mark.slow
@@ -112,7 +117,7 @@ def test_extra_ood_file_gets_its_own_auroc(tmp_path):
     np.savez(extra, x=np.full((50, 8, 8, 1), 255, dtype=np.uint8))
     result = run_cli(*local_args(str(tmp_path / "store"), iterations=2), "--ood", str(extra))
     assert result.returncode == 0, result.stderr
-    auroc = json.loads((tmp_path / "store" / "baseline-tiny-s0" / "result.json").read_text())["auroc"]
+    auroc = json.loads((tmp_path / "store" / run_id_of(iterations=2) / "result.json").read_text())["auroc"]
     assert set(auroc) == {"uniform_noise", "inverted", "interpolation", "blank"}
 
 
@@ -134,18 +139,18 @@ def test_non_finite_energy_stops_with_the_step_and_term_and_no_update():
 def test_cli_diverged_exit_code_3_keeps_the_last_good_checkpoint(tmp_path):
     # Plain SGD at the largest learning rate, no warm-up and no energy regulariser: the energies overflow in steps.
     unstable = 'train.ebm_optimizer.name="sgd" train.ebm_optimizer.lr=10.0 train.ebm_optimizer.warmup_iterations=0'
-    result = run_cli(
-        *local_args(str(tmp_path), iterations=40, extra=f"{unstable} energy.alpha=0.0 runtime.checkpoint_every=1")
-    )
+    extra = f"{unstable} energy.alpha=0.0 runtime.checkpoint_every=1"
+    result = run_cli(*local_args(str(tmp_path), iterations=40, extra=extra))
+    run_dir = tmp_path / run_id_of(iterations=40, extra=extra)
     assert result.returncode == 3, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("diverged: step ") and " is " in line
     failed_step = int(line.split()[2].rstrip(":"))
-    latest = json.loads((tmp_path / "baseline-tiny-s0" / "ckpt" / "LATEST").read_text())
+    latest = json.loads((run_dir / "ckpt" / "LATEST").read_text())
     assert latest["step"] == failed_step - 1
     state = load_checkpoint_state((tmp_path / latest["key"]).read_bytes())
     assert all(torch.isfinite(v).all() for v in state["ebm"].values() if v.is_floating_point())
-    assert not (tmp_path / "baseline-tiny-s0" / "result.json").exists()
+    assert not (run_dir / "result.json").exists()
 
 
 @pytest.mark.slow

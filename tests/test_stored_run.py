@@ -5,14 +5,14 @@ import json
 import shutil
 
 import pytest
-from runs import local_args, result_metrics, run_cli
+from runs import local_args, result_metrics, run_cli, run_id_of
 
 from runner.config import ExperimentsFile
 from runner.errors import UserError
 from runner.store import RunStore, open_store
 from runner.stored_run import evaluate_stored_run, stored_config
 
-RUN_ID = "baseline-tiny-s0"
+RUN_ID = run_id_of(iterations=3)  # the run `local_args(..., iterations=3)` makes
 ONE_THREAD = {"runtime.threads": 1}  # the run trained and evaluated on one thread; the evaluation does too
 
 
@@ -70,15 +70,17 @@ def test_a_forged_config_json_is_refused(finished_store, tmp_path, edit, message
 @pytest.mark.slow
 def test_a_config_of_another_run_is_refused(finished_store, tmp_path):
     store, config = copy_run(finished_store, tmp_path)
-    (store / "baseline-tiny-s1").mkdir()
-    shutil.copy(config, store / "baseline-tiny-s1" / "config.json")
-    with pytest.raises(UserError, match="not baseline-tiny-s1's"):
-        stored_config(RunStore(open_store(str(store)), "baseline-tiny-s1"), ExperimentsFile(), {})
+    for other in (run_id_of(seed=1, iterations=3), "baseline-tiny-s1"):  # another seed; the plain run of seed 1
+        (store / other).mkdir()
+        shutil.copy(config, store / other / "config.json")
+        with pytest.raises(UserError, match=f"not {other}'s"):
+            stored_config(RunStore(open_store(str(store)), other), ExperimentsFile(), {})
 
 
 @pytest.mark.slow
 def test_missing_runs_and_run_ids_are_one_line(finished_store, tmp_path):
-    for run, message in ((RUN_ID.replace("s0", "s7"), "no run baseline-tiny-s7"), ("../etc", "not a run id")):
+    missing = run_id_of(seed=7, iterations=3)
+    for run, message in ((missing, f"no run {missing}"), ("../etc", "not a run id")):
         result = run_cli("evaluate", "--store", str(finished_store), "--run", run)
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     store, _ = copy_run(finished_store, tmp_path)

@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 import pytest
 import torch
-from cli_helpers import assert_refused, make_workdir, run_main, snapshot, tiny_local
+from cli_helpers import TINY_RUN_ID, assert_refused, make_workdir, run_main, snapshot, tiny_local
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = "baseline-tiny-s0"
+RUN = TINY_RUN_ID
 INCEPTION = "--set", 'eval.fid_features="inception" eval.inception_weights="{}"'
 
 

@@ -58,12 +58,17 @@ def _prepare(
 
 def _cluster(config: str, exp: Any) -> tuple[ClusterConfig, str | None]:
     """The cluster table and the checked --exp (an experiment of the config, or None), before any request."""
+    name = _checked_exp(config, exp)
+    return load_cluster(ExperimentsFile(config)), name
+
+
+def _checked_exp(config: str, exp: Any) -> str | None:
+    """--exp: an experiment of the config, or None; UserError otherwise (nothing read from a store yet)."""
     experiments = ExperimentsFile(config)
-    cluster = load_cluster(experiments)
     name = _text_flag("exp", exp)
     if name is not None and name not in experiments.experiments:
         raise UserError(f"--exp {name}: unknown experiment (known: {', '.join(experiments.experiments)})")
-    return cluster, name
+    return name
 
 
 def _api(cluster: ClusterConfig) -> "KubeApi":
@@ -141,18 +146,26 @@ class ClusterCommands:
         exp: str | None = None,
         watch: bool = False,
         interval: Annotated[float, Field(gt=0, le=86400)] = 10.0,
+        local: bool = False,
+        store: str = "runs",
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
-        """A table of the sweep's Jobs with their runs' progress from the store.
+        """A table of the sweep's Jobs (or, with --local, of a store's runs here) with their progress.
 
         Per Job: phase (queued in Kueue or running), restarts, and the run's step/iterations, last checkpoint,
-        it/s, ETA, last loss, FID once finished (AUROCs below).
+        it/s, ETA, last loss, FID once finished (AUROCs below). With --local: each run the store's sweeps asked
+        for or that has a directory, its phase (running, with its pid; stopped; finished; pending) and progress.
 
         Flags:
-          exp: only this experiment's Jobs
+          exp: only this experiment's Jobs (or runs)
           watch: refresh the table every --interval seconds until Ctrl-C
           interval: seconds between refreshes with --watch
+          local: the runs of --store on this machine (a sweep, `local` runs), not the cluster's Jobs
+          store: with --local, the store to read (default: runs)
         """
+        if local:
+            self._local_status(_checked_exp(config, exp), store, watch, interval)
+            return
         cluster, name = _cluster(config, exp)
         api = _api(cluster)
         label_selector = names.selector(cluster.sweep, name)
@@ -169,6 +182,24 @@ class ClusterCommands:
                 print(line)
             for note in notes:
                 print(note, file=sys.stderr)
+
+        if watch:
+            status.watch(show, interval)
+        else:
+            show()
+
+    def _local_status(self, name: str | None, store: str, watch: bool, interval: float) -> None:
+        from runner.launch import local_status
+
+        def show() -> None:
+            run_ids = local_status.store_runs(store, name)
+            if not run_ids:
+                print(f"no runs in {store}")
+                return
+            found = local_status.states(store, run_ids)
+            print(local_status.local_table(found))
+            for line in status.auroc_lines({s.run_id: s.progress for s in found}):
+                print(line)
 
         if watch:
             status.watch(show, interval)
@@ -204,12 +235,26 @@ class ClusterCommands:
             return
         logs.print_logs(api, jobs, label_selector)
 
-    def cancel(self, exp: str | None = None, config: str = DEFAULT_CONFIG_FILE) -> None:
-        """Delete the sweep's Jobs (or one experiment's) and their pods; checkpoints stay in the store.
+    def cancel(
+        self, exp: str | None = None, local: bool = False, store: str = "runs", config: str = DEFAULT_CONFIG_FILE
+    ) -> None:
+        """Delete the sweep's Jobs (or one experiment's) and their pods; checkpoints stay in the store. With
+        --local: stop the processes running the store's runs here (each checkpoints at the end of its step).
 
         Flags:
-          exp: only this experiment's Jobs
+          exp: only this experiment's Jobs (or runs)
+          local: the runs of --store on this machine, not the cluster's Jobs
+          store: with --local, the store whose running runs to stop (default: runs)
         """
+        if local:
+            from runner.launch import local_status
+
+            name = _checked_exp(config, exp)
+            stopped = local_status.stop(store, local_status.store_runs(store, name))
+            for run_id in stopped:
+                print(f"stopped {run_id} (SIGTERM: it checkpoints at the end of its step)")
+            print(f"{len(stopped)} run(s) stopped in {store}")
+            return
         cluster, name = _cluster(config, exp)
         api = _api(cluster)
         label_selector = names.selector(cluster.sweep, name)

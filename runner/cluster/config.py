@@ -163,6 +163,14 @@ class ClusterConfig(_Table):
             _check(LABEL_VALUE, value, "label value", 63)
         return v
 
+    @field_validator("experiments")
+    @classmethod
+    def _experiments(cls, v: list[str]) -> list[str]:
+        twice = [name for i, name in enumerate(v) if name in v[:i]]
+        if twice:
+            raise ValueError(f"{twice[0]} is listed twice")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int] | None) -> list[int] | None:

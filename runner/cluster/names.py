@@ -14,6 +14,7 @@ SEED_KEY = f"{LABEL}seed"
 HASH_KEY = f"{LABEL}config-hash"
 RUN_ID_KEY = f"{LABEL}run-id"
 STORE_KEY = f"{LABEL}store"
+POINT_KEY = f"{LABEL}point"  # label: the point's tag (runner.layout); annotation: the point's settings as JSON
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # the LocalQueue a Job waits in ([cluster] queue_name)
 

@@ -1,54 +1,26 @@
-"""A run's progress as `status` shows it, read from the run store the Jobs write to.
+"""The progress of a sweep's Jobs, read from the run store they write to (runner.run_progress per run).
 
-From each run's directory: the last checkpoint step (LATEST), the tail of metrics.jsonl (step, wall-clock time
-and loss of the last logged steps: it/s and ETA), the iteration count of config.json, and result.json once the run
-has finished. Everything read is untrusted: a line or file that does not parse is skipped, never shown. The
-store's endpoint, addressing and region come from [cluster] unless the environment sets them; a store that cannot
-be reached is a note, never a failure of `status`.
+The store's endpoint, addressing and region come from [cluster] unless the environment sets them; a store that
+cannot be reached is a note, never a failure of `status`.
 """
 
 import json
-import math
 import os
-import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runner.cluster.config import ClusterConfig
 from runner.cluster.names import HASH_KEY, RUN_ID_KEY, STORE_KEY, annotation
 from runner.errors import UserError
-from runner.layout import CONFIG_FILE, METRICS_FILE, RESULT_FILE, metrics_records
-from runner.result import RunResult
+from runner.layout import CONFIG_FILE
+from runner.run_progress import Progress, run_progress
 from runner.store import BadKey, RunStore, open_store
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job
-
-TAIL_BYTES = 16 * 1024  # the last ~100 lines of metrics.jsonl
-RATE_RECORDS = 10  # it/s is the median over the last this many logged intervals
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the store says about one run; None where it does not say (yet)."""
-
-    checkpoint_step: int | None = None
-    step: int | None = None
-    iterations: int | None = None
-    rate: float | None = None  # iterations per second
-    loss: float | None = None
-    result: RunResult | None = None
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds left at the current rate, while the run is unfinished."""
-        if self.result is not None or not self.rate or self.step is None or self.iterations is None:
-            return None
-        return max(self.iterations - self.step, 0) / self.rate
 
 
 @contextmanager
@@ -66,75 +38,6 @@ def store_environment(cluster: ClusterConfig) -> Iterator[None]:
     finally:
         for key in added:
             os.environ.pop(key, None)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def metric_records(tail: bytes, whole: bool) -> list[tuple[int, float, float | None]]:
-    """(step, time, loss) of the well-formed lines of a metrics.jsonl tail, in file order.
-
-    A tail cut from a longer file starts inside a line: unless `whole`, its first line is dropped. Lines that are
-    not JSON objects with an integer step >= 0 and a finite time are skipped.
-    """
-    lines = tail.decode("utf-8", errors="replace").splitlines()
-    records = []
-    for record in metrics_records("\n".join(lines if whole else lines[1:])):
-        step, when = record["step"], _number(record.get("time"))
-        if step >= 0 and when is not None:
-            records.append((step, when, _number(record.get("loss"))))
-    return records
-
-
-def rate_of(records: list[tuple[int, float, float | None]]) -> float | None:
-    """Iterations per second: the median over the last logged intervals (robust to one long pause, a restart)."""
-    recent = records[-(RATE_RECORDS + 1) :]
-    rates = [
-        (step - last_step) / (when - last_when)
-        for (last_step, last_when, _), (step, when, _) in zip(recent, recent[1:], strict=False)
-        if step > last_step and when > last_when
-    ]
-    return statistics.median(rates) if rates else None
-
-
-def _iterations(config: Any) -> int | None:
-    train = config.get("config", {}).get("train", {}) if isinstance(config, dict) else {}
-    iterations = train.get("iterations") if isinstance(train, dict) else None
-    return iterations if type(iterations) is int and iterations > 0 else None
-
-
-def run_progress(run: RunStore) -> tuple[Progress, list[str]]:
-    """One run's progress, and notes about files that exist but cannot be used."""
-    notes: list[str] = []
-    try:
-        config = json.loads(run.store.read(run.key(CONFIG_FILE)))
-    except (KeyError, ValueError):
-        config = None
-    try:
-        tail = run.store.read_tail(run.key(METRICS_FILE), TAIL_BYTES)
-        records = metric_records(tail, whole=len(tail) < TAIL_BYTES)
-    except KeyError:
-        records = []
-    result = None
-    try:
-        result = RunResult.from_json(run.store.read(run.key(RESULT_FILE)), run.run_id)
-    except KeyError:
-        pass
-    except ValueError as err:
-        notes.append(f"note: {run.run_id}/{RESULT_FILE} unreadable: {err}")
-    last = records[-1] if records else None
-    progress = Progress(
-        checkpoint_step=run.latest_step(),
-        step=last[0] if last else None,
-        iterations=_iterations(config),
-        rate=rate_of(records),
-        loss=last[2] if last else None,
-        result=result,
-    )
-    return progress, notes
 
 
 def read_progress(jobs: list["V1Job"], cluster: ClusterConfig) -> tuple[dict[str, Progress], list[str]]:

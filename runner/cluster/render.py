@@ -4,7 +4,9 @@
 Nothing here talks to a cluster.
 """
 
+import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -18,11 +20,15 @@ from runner.cluster.names import (
     KUEUE_QUEUE_LABEL,
     LABEL,
     MANAGED_BY,
+    POINT_KEY,
     RUN_ID_KEY,
     STORE_KEY,
 )
-from runner.config import ExperimentsFile, RunConfig, parse_overrides
+from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
 from runner.errors import EXIT_DIVERGED, EXIT_USER_ERROR, UserError
+from runner.launch.plan import PlannedRun, plan_runs
+from runner.launch.spec import RunSpec
+from runner.layout import point_tag
 
 NAME_PREFIX = "clel-"
 MAX_NAME = 63
@@ -65,18 +71,15 @@ def run_labels(cluster: ClusterConfig, cfg: RunConfig) -> dict[str, str]:
         f"{LABEL}experiment": cfg.experiment,
         f"{LABEL}seed": str(cfg.seed),
         HASH_KEY: cfg.config_hash,
-    }
+    } | ({POINT_KEY: point_tag(cfg.point)} if cfg.point else {})
 
 
-def worker_args(cluster: ClusterConfig, cfg: RunConfig) -> list[str]:
-    """`python -m runner` arguments that make the worker resolve exactly this run."""
-    args = ["worker", "--exp", cfg.experiment, "--profile", cfg.profile, "--seed", str(cfg.seed)]
-    args += ["--store", cluster.store, "--data-root", DATA_DIR]
-    if cluster.download_data:
-        args.append("--download")
-    if cluster.overrides:
-        args += ["--set", " ".join(cluster.overrides)]
-    return args
+def worker_args(cluster: ClusterConfig, spec: RunSpec) -> list[str]:
+    """`python -m runner` arguments that make the worker resolve exactly this run (with the image's
+    experiments.toml, whose config hash the worker checks: CLEL_CONFIG_HASH)."""
+    in_image = replace(spec, config_file=DEFAULT_CONFIG_FILE)
+    args = ["worker", *in_image.to_argv(), "--store", cluster.store, "--data-root", DATA_DIR]
+    return args + (["--download"] if cluster.download_data else [])
 
 
 def pod_failure_policy() -> client.V1PodFailurePolicy:
@@ -124,14 +127,14 @@ def _resources(cluster: ClusterConfig) -> client.V1ResourceRequirements:
     return client.V1ResourceRequirements(requests=requests, limits=limits)
 
 
-def _container(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Container:
+def _container(cluster: ClusterConfig, run: PlannedRun) -> client.V1Container:
     return client.V1Container(
         name=CONTAINER,
         image=cluster.image,
         image_pull_policy="Always",
         command=["python", "-m", "runner"],
-        args=worker_args(cluster, cfg),
-        env=_env(cluster, cfg),
+        args=worker_args(cluster, run.spec),
+        env=_env(cluster, run.config),
         resources=_resources(cluster),
         volume_mounts=_volume_mounts(cluster),
         security_context=client.V1SecurityContext(
@@ -183,7 +186,7 @@ def _data_volume(cluster: ClusterConfig) -> client.V1Volume:
     return client.V1Volume(name="data", empty_dir=client.V1EmptyDirVolumeSource())
 
 
-def _pod_spec(cluster: ClusterConfig, cfg: RunConfig) -> client.V1PodSpec:
+def _pod_spec(cluster: ClusterConfig, run: PlannedRun) -> client.V1PodSpec:
     tolerations = [
         client.V1Toleration(
             key=t.key or None,
@@ -210,15 +213,18 @@ def _pod_spec(cluster: ClusterConfig, cfg: RunConfig) -> client.V1PodSpec:
             fs_group=cluster.run_as_user,
             seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
         ),
-        containers=[_container(cluster, cfg)],
+        containers=[_container(cluster, run)],
         volumes=_volumes(cluster),
     )
 
 
-def render_job(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Job:
-    """The batch/v1 Job of one run (experiment x seed)."""
+def render_job(cluster: ClusterConfig, run: PlannedRun) -> client.V1Job:
+    """The batch/v1 Job of one run (experiment x grid point x seed)."""
+    cfg = run.config
     labels = run_labels(cluster, cfg)
     annotations = {HASH_KEY: cfg.config_hash, RUN_ID_KEY: cfg.run_id, STORE_KEY: cluster.store}
+    if cfg.point:
+        annotations[POINT_KEY] = json.dumps(cfg.point, sort_keys=True)
     job_labels = labels | ({KUEUE_QUEUE_LABEL: cluster.queue_name} if cluster.queue_name else {})
     return client.V1Job(
         api_version="batch/v1",
@@ -238,7 +244,7 @@ def render_job(cluster: ClusterConfig, cfg: RunConfig) -> client.V1Job:
             pod_replacement_policy="Failed",
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels, annotations=annotations),
-                spec=_pod_spec(cluster, cfg),
+                spec=_pod_spec(cluster, run),
             ),
         ),
     )
@@ -250,29 +256,27 @@ def checkov_skips(cluster: ClusterConfig) -> dict[str, str]:
     return {f"{CHECKOV_SKIP}{n}": f"{check}={reason}" for n, (check, reason) in enumerate(skips, start=1)}
 
 
-def plan_runs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[RunConfig]:
-    """The resolved runs of the sweep: the cluster's experiments (or `exp`) x seeds, in file order."""
-    names = list(cluster.experiments or experiments.experiments)
+def plan_cluster_runs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[PlannedRun]:
+    """The sweep's runs (the one planner): the cluster's experiments (or `exp`) x [sweep] grid x seeds."""
+    names = list(cluster.experiments) or None
     if exp:
         if exp not in experiments.experiments:
             known = ", ".join(experiments.experiments)
             raise UserError(f"--exp {exp}: unknown experiment (known: {known})")
         names = [exp]
-    seeds = cluster.seeds if cluster.seeds is not None else experiments.seeds()
-    overrides = parse_overrides(cluster.overrides)
-    runs = [experiments.resolve(name, cluster.profile, seed, overrides) for name in names for seed in seeds]
-    for cfg in runs:
-        if cfg.runtime.device != "cpu" and cluster.gpus == 0:
+    runs = plan_runs(experiments, cluster.profile, names, cluster.seeds, parse_overrides(cluster.overrides))
+    for run in runs:
+        if run.config.runtime.device != "cpu" and cluster.gpus == 0:
             raise UserError(
                 f"{experiments.path} [cluster]: gpus = 0, but profile {cluster.profile!r} runs "
-                f"{cfg.experiment} on runtime.device = {cfg.runtime.device}; set gpus >= 1"
+                f"{run.config.experiment} on runtime.device = {run.config.runtime.device}; set gpus >= 1"
             )
     return runs
 
 
 def render_jobs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[client.V1Job]:
     """One Job per run of the sweep; names are checked to be unique."""
-    jobs = [render_job(cluster, cfg) for cfg in plan_runs(experiments, cluster, exp)]
+    jobs = [render_job(cluster, run) for run in plan_cluster_runs(experiments, cluster, exp)]
     seen: dict[str, str] = {}
     for job in jobs:
         name, run_id = job.metadata.name, job.metadata.annotations[RUN_ID_KEY]

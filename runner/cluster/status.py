@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from runner.cluster.names import EXPERIMENT_KEY, KUEUE_QUEUE_LABEL, SEED_KEY, job_of
-from runner.cluster.progress import Progress
+from runner.run_progress import Progress, duration, format_table, progress_cells
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job, V1JobCondition, V1Pod
@@ -83,48 +83,6 @@ def age(created: datetime, now: float | None = None) -> str:
     return duration((time.time() if now is None else now) - created.timestamp())
 
 
-def duration(seconds_float: float) -> str:
-    """Compact duration: 45s, 12m, 3h5m, 2d4h (negative counts as 0)."""
-    seconds = max(int(seconds_float), 0)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    table = [header, *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table)
-
-
-def _cells(progress: Progress | None) -> list[str]:
-    """STEP, CKPT, IT/S, ETA, LOSS and RESULT of a run ('-' where unknown)."""
-    if progress is None:
-        return ["-"] * 6
-    step = "-" if progress.step is None else str(progress.step)
-    if progress.step is not None and progress.iterations:
-        step = f"{progress.step}/{progress.iterations}"
-    result = "-"
-    if progress.result is not None:
-        fid = progress.result.fid
-        result = "fid -" if fid is None else f"fid {fid:.2f}"
-        result += " collapsed" if progress.result.collapsed else ""
-    eta = progress.eta_s
-    return [
-        step,
-        "-" if progress.checkpoint_step is None else str(progress.checkpoint_step),
-        "-" if progress.rate is None else f"{progress.rate:.2f}",
-        "-" if eta is None else duration(eta),
-        "-" if progress.loss is None else f"{progress.loss:.4g}",
-        result,
-    ]
-
-
 def auroc_lines(progress: dict[str, Progress]) -> list[str]:
     """One line per finished run and OOD set: its AUROCs (marginal and joint score)."""
     lines = []
@@ -149,7 +107,7 @@ def status_table(jobs: list["V1Job"], pods: list["V1Pod"], progress: dict[str, P
                 labels.get(SEED_KEY, "?"),
                 job_phase(job, mine),
                 str(restarts(job, mine)),
-                *_cells(progress.get(job.metadata.name)),
+                *progress_cells(progress.get(job.metadata.name)),
                 age(job.metadata.creation_timestamp) if job.metadata.creation_timestamp else "-",
                 job.metadata.name,
             ]

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 
 from runner.config.overrides import flatten, unflatten
-from runner.config.schema import SETTABLE_PATHS, RunConfig
+from runner.config.schema import HASHED_PATHS, SETTABLE_PATHS, RunConfig
 from runner.config.sections import MAX_SEED, NAME_PATTERN, Section
 from runner.errors import UserError
 
@@ -22,9 +22,20 @@ MAX_FILE_BYTES = 1 << 20
 
 
 class SweepConfig(Section):
-    """[sweep]: the seeds every experiment runs with."""
+    """[sweep]: the seeds every experiment runs with, and the grid of settings it runs at (runner.launch.plan)."""
 
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
+    grid: dict[str, list[Any]] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("grid")
+    @classmethod
+    def _axes(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if key not in HASHED_PATHS:
+                raise ValueError(f"grid axis {key}: not a key of a run's config that changes its result")
+            if not 1 <= len(values) <= 100:
+                raise ValueError(f"grid axis {key}: expected 1 to 100 values")
+        return grid
 
     @field_validator("seeds")
     @classmethod
@@ -100,6 +111,15 @@ def _pydantic_message(err: ValidationError) -> tuple[str, str]:
     return path, f"{message[:1].lower()}{message[1:]}{got}"
 
 
+def _differences(own: dict[str, Any], changed: dict[str, Any]) -> dict[str, Any]:
+    """The dotted keys whose values differ between two hashed configs, with the changed values."""
+    before, after = flatten(own), flatten(changed)
+    return {key: value for key, value in sorted(after.items()) if before.get(key, _ABSENT) != value}
+
+
+_ABSENT = object()
+
+
 class ExperimentsFile:
     """A parsed experiments.toml: defaults, profiles, experiments, sweep and cluster tables (names checked)."""
 
@@ -163,7 +183,17 @@ class ExperimentsFile:
         merged |= self._layer(self.experiments[experiment], f"{self.path} [experiments.{experiment}]")
         if smoke:
             merged |= self._layer(self.smoke, f"{self.path} [smoke]")
+        own = self._validate(merged, experiment, profile, seed, smoke) if overrides else None
         merged |= self._layer(unflatten(overrides or {}), "--set")
+        cfg = self._validate(merged, experiment, profile, seed, smoke)
+        if own is None:
+            return cfg
+        return cfg.model_copy(update={"point": _differences(own.hashed_dict(), cfg.hashed_dict())})
+
+    def _validate(
+        self, merged: dict[str, tuple[Any, str]], experiment: str, profile: str, seed: int, smoke: bool
+    ) -> RunConfig:
+        """The RunConfig of the layered values; UserError naming the source (file table or --set) of a bad one."""
         values = {path: value for path, (value, _) in merged.items()}
         values |= {"experiment": experiment, "profile": profile, "seed": seed, "smoke": smoke}
         try:

@@ -76,32 +76,41 @@ def split_assignments(text: str) -> list[str]:
     return items
 
 
+def toml_value_of(text: str) -> Any:
+    """A command-line value read as TOML (numbers, true/false, [lists], "strings"); not valid TOML: the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    except RecursionError:
+        raise UserError(f"{text[:40]}...: the value is nested too deeply") from None
+
+
+def assignments(
+    items: str | Iterable[Any] | None, flag: str, example: str, empty: bool = True
+) -> list[tuple[str, str]]:
+    """(KEY, VALUE text) of `KEY=VALUE` items, several space-separated in one string or the flag repeated (an
+    empty VALUE is the empty string, unless `empty` is False)."""
+    if items is None:
+        return []
+    found = []
+    for item in [items] if isinstance(items, str) else items:
+        try:
+            parts = split_assignments(str(item))
+        except ValueError as err:
+            raise UserError(f"{flag} {item}: {err} (quote values with spaces, e.g. {flag} 'key=\"a b\"')") from None
+        for part in parts:
+            key, sep, text = part.partition("=")
+            if not sep or not key.strip() or not (empty or text.strip()):
+                raise UserError(f"{flag} {part}: expected KEY=VALUE, e.g. {flag} {example}")
+            found.append((key.strip(), text))
+    return found
+
+
 def parse_overrides(items: str | Iterable[Any] | None) -> dict[str, Any]:
     """`--set` values: 'KEY=VALUE' strings (several space-separated in one string, or repeated flags).
 
     VALUE is read as a TOML value (numbers, true/false, [lists], "strings"); anything that is not valid TOML
     is taken as a bare string. A later assignment of the same key wins.
     """
-    if items is None:
-        return {}
-    if isinstance(items, str):
-        items = [items]
-    overrides: dict[str, Any] = {}
-    for item in items:
-        try:
-            assignments = split_assignments(str(item))
-        except ValueError as err:
-            raise UserError(f"--set {item}: {err} (quote values with spaces, e.g. --set 'key=\"a b\"')") from None
-        for assignment in assignments:
-            key, sep, text = assignment.partition("=")
-            key = key.strip()
-            if not sep or not key:
-                raise UserError(f"--set {assignment}: expected KEY=VALUE, e.g. --set sgld.steps=20")
-            try:
-                value = tomllib.loads(f"v = {text}")["v"]
-            except tomllib.TOMLDecodeError:
-                value = text
-            except RecursionError:
-                raise UserError(f"--set {key}: the value is nested too deeply") from None
-            overrides[key] = value
-    return overrides
+    return {key: toml_value_of(text) for key, text in assignments(items, "--set", "sgld.steps=20")}

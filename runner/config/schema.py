@@ -81,6 +81,8 @@ class RunConfig(Section):
     profile: str = Field(pattern=f"^{NAME_PATTERN}$")
     seed: int = Field(ge=0, le=MAX_SEED)
     smoke: bool = False  # a smoke run ([smoke] applied): its own run id, never mixed with real results
+    # the settings that differ from the experiment's own config (--set, a grid point, --iterations): in the run id
+    point: dict[str, Any] = Field(default_factory=dict)
     data: DataConfig
     ebm: EBMConfig
     energy: EnergyConfig
@@ -119,8 +121,8 @@ class RunConfig(Section):
 
     @property
     def variant(self) -> str:
-        """The run id's variant part: 'smoke' for a smoke run, '' for a real one (runner.layout)."""
-        return layout.variant_of(self.smoke)
+        """The run id's variant part: 'smoke', the point's tag, both, or '' (runner.layout)."""
+        return layout.variant_of(self.smoke, self.point)
 
     @property
     def run_id(self) -> str:
@@ -129,8 +131,8 @@ class RunConfig(Section):
 
     def hashed_dict(self) -> dict[str, Any]:
         """Everything that determines the result: the config without its runtime section (and without the smoke
-        marker, whose settings are in the values themselves)."""
-        return self.model_dump(mode="json", exclude={"runtime", "smoke"})
+        marker and the point, whose settings are in the values themselves)."""
+        return self.model_dump(mode="json", exclude={"runtime", "smoke", "point"})
 
     @property
     def config_hash(self) -> str:
@@ -159,4 +161,6 @@ def leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 # Keys a config file or --set may give; experiment, profile and seed come from the command line.
-SETTABLE_PATHS = frozenset(leaf_paths(RunConfig) - {"experiment", "profile", "seed", "smoke"})
+SETTABLE_PATHS = frozenset(leaf_paths(RunConfig) - {"experiment", "profile", "seed", "smoke", "point"})
+# Keys that change a run's result (a grid axis must be one: a runtime key would make two points share a run)
+HASHED_PATHS = frozenset(path for path in SETTABLE_PATHS if not path.startswith("runtime."))

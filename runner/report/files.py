@@ -8,7 +8,8 @@ from runner.layout import SAMPLES_GRID_FILE
 
 
 def output_paths(out: str) -> dict[str, Path]:
-    """summary: <out>; runs: <stem>_runs.csv; plot: <stem>.png; samples: samples_grid.png, all beside <out>."""
+    """summary: <out>; runs: <stem>_runs.csv; plot: <stem>.png; grid: <stem>_grid.csv and <stem>_grid.png (when
+    the runs form a grid); samples: samples_grid.png, all beside <out>."""
     if "://" in out:
         raise UserError(f"--out {out}: expected a local file path")
     path = Path(out).expanduser()
@@ -18,6 +19,8 @@ def output_paths(out: str) -> dict[str, Path]:
         "summary": path,
         "runs": path.with_name(f"{path.stem}_runs.csv"),
         "plot": path.with_suffix(".png"),
+        "grid": path.with_name(f"{path.stem}_grid.csv"),
+        "grid_plot": path.with_name(f"{path.stem}_grid.png"),
         "samples": path.with_name(SAMPLES_GRID_FILE),
     }
 

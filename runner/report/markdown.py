@@ -6,10 +6,13 @@ devices, compute hours, each run's config hash and the command that reproduces i
 """
 
 import os
+import shlex
 import time
 from pathlib import Path
 
 from runner.config import ExperimentsFile
+from runner.launch.spec import RunSpec
+from runner.report.grid import Trend
 from runner.report.scan import StoreScan
 from runner.report.stats import BASELINE, Group
 from runner.report.sweep import missing_grid
@@ -94,10 +97,37 @@ def _effect_text(effect: Effect) -> str:
     return f"{fid} or {effect.auroc:g} AUROC (`summarize --effect`)"
 
 
+def _grid(found: list[Trend]) -> list[str]:
+    """The interaction of each arm with the grid's axis (runner.report.grid)."""
+    if not found:
+        return []
+    lines = [
+        "## Along the grid",
+        "",
+        "Each arm's difference to the baseline at each value of the axis, and the interaction: the change of that "
+        "difference per unit of x (x = log10 of the axis where its values span a factor of 10), by least squares "
+        "of the metric on arm, x and arm x x, with its 95% interval; p Holm-adjusted over the profile's trends.",
+        "",
+        "| profile | arm | metric | axis values | arm - baseline | interaction [95% CI] | p (Holm) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in found:
+        x = f"per decade of {t.axis}" if t.scale == "log10" else f"per unit of {t.axis}"
+        values = ", ".join(f"{v:g}" for v in t.values)
+        diffs = ", ".join(f"{d:+.4g}" for d in t.differences)
+        lines.append(
+            f"| {t.profile} | `{t.experiment}` | {t.key.column} | {values} | {diffs} | {t.slope:+.4g} "
+            f"[{t.ci95[0]:+.4g}, {t.ci95[1]:+.4g}] {x} | {_p(t.p)} ({_p(t.p_holm)}) |"
+        )
+    return [*lines, ""]
+
+
 def _figures(files: dict[str, Path], report: Path) -> list[str]:
     lines = ["## Figures", ""]
     if "plot" in files:
         lines += [f"![levels and differences to the baseline]({_link(files['plot'], report)})", ""]
+    if "grid_plot" in files:
+        lines += [f"![each arm along the grid's axis]({_link(files['grid_plot'], report)})", ""]
     if "samples" in files:
         lines += [f"![every run's samples]({_link(files['samples'], report)})", ""]
     return lines
@@ -129,10 +159,9 @@ def _progress(scan: StoreScan, missing: list[str] | None) -> list[str]:
 
 
 def _command(r: RunResult, store_uri: str) -> str:
-    smoke = " --smoke" if r.smoke else ""
-    return (
-        f"python -m runner local --exp {r.experiment} --profile {r.profile} --seed {r.seed}{smoke} --store {store_uri}"
-    )
+    """The `local` command that reproduces the run (its point as --set flags, as RunSpec writes them)."""
+    spec = RunSpec.of(r.experiment, r.profile, r.seed, r.point, r.smoke)
+    return shlex.join(["python", "-m", "runner", "local", *spec.to_argv(), "--store", store_uri])
 
 
 def _provenance(results: list[RunResult], store_uri: str) -> list[str]:
@@ -160,6 +189,7 @@ def report_text(
     report: Path,
     experiments: ExperimentsFile | None,
     effect: Effect,
+    trends: list[Trend] | None = None,
 ) -> str:
     """The whole report.md."""
     results = [r for g in groups for r in g.runs]
@@ -170,6 +200,7 @@ def report_text(
         f"Written by `python -m runner summarize --store {store_uri}` on {stamp}, from {len(results)} finished runs.",
         "",
     ]
-    body = _question(groups, experiments) + _verdicts(groups, comparisons, effect) + _figures(files, report)
+    body = _question(groups, experiments) + _verdicts(groups, comparisons, effect) + _grid(trends or [])
+    body += _figures(files, report)
     tail = _collapsed(results) + _progress(scan, missing) + _provenance(results, store_uri)
     return "\n".join(head + body + tail)

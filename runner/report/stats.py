@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from runner.layout import SMOKE
+from runner.layout import SMOKE, point_label
 from runner.result import RunResult
 
 BASELINE = "baseline"
@@ -111,8 +111,10 @@ def _experiment_rank(order: list[str]) -> Callable[[str], tuple[int, int, str]]:
 
 
 def profile_label(r: RunResult) -> str:
-    """The profile a run is grouped and compared under: smoke runs apart from real ones (`tiny-smoke`)."""
-    return f"{r.profile}-{SMOKE}" if r.smoke else r.profile
+    """What a run is grouped and compared under: its profile, smoke runs apart from real ones (`tiny-smoke`), and
+    each point of a grid apart (`tiny @ energy.beta=0.1`): an arm is compared with the baseline at its point."""
+    label = f"{r.profile}-{SMOKE}" if r.smoke else r.profile
+    return f"{label} @ {point_label(r.point)}" if r.point else label
 
 
 def group_runs(results: Iterable[RunResult], order: list[str] | None = None) -> list[Group]:

@@ -11,6 +11,7 @@ from runner.errors import UserError
 from runner.layout import REPORT_FILE, SUMMARY_FILE, TENSORBOARD_DIR
 from runner.report.files import check_outputs, output_paths, write_output
 from runner.report.forest import plot_forest
+from runner.report.grid import GRID_COLUMNS, Trend, find_grids, format_trends, grid_rows, plot_grids, trends
 from runner.report.hparams import write_hparams
 from runner.report.markdown import report_text
 from runner.report.plots import plot_samples
@@ -40,6 +41,7 @@ class SummaryReport:
     files: dict[str, Path]
     tensorboard_keys: list[str]
     comparisons: list[Comparison]
+    trends: list[Trend]
 
 
 def _print_progress(scan: StoreScan, asked: list[str] | None, log: Callable[[str], None]) -> None:
@@ -120,11 +122,14 @@ def _summarize(
     metrics = metric_keys(scan.results)
     comparisons = compare_groups(groups, metrics, effect)
     missing = asked and missing_runs(asked, scan)
-    summary = SummaryReport(scan, groups, missing, {}, [], comparisons)
+    grids = find_grids(scan.results, experiments)
+    summary = SummaryReport(scan, groups, missing, {}, [], comparisons, trends(grids, metrics))
     if groups:
         log(format_table(groups, metrics))
         if verdicts := format_verdicts(comparisons):
             log(verdicts)
+        if interactions := format_trends(summary.trends):
+            log(interactions)
         log(f"device: {'; '.join(sorted({r.device for g in groups for r in g.runs}))}")
     _print_progress(scan, asked, log)
     if not groups:
@@ -136,12 +141,26 @@ def _summarize(
     write_output(files["runs"], csv_text(run_columns(metrics), [run_row(r, metrics) for r in runs]).encode())
     plot_forest(groups, metrics, comparisons, files["plot"])
     summary.files = {name: files[name] for name in ("summary", "runs", "plot")}
+    if summary.trends:
+        write_output(files["grid"], csv_text(GRID_COLUMNS, grid_rows(summary.trends)).encode())
+        summary.files["grid"] = files["grid"]
+    if plot_grids(grids, metrics, files["grid_plot"]):
+        summary.files["grid_plot"] = files["grid_plot"]
     if plot_samples(store, groups, files["samples"]):
         summary.files["samples"] = files["samples"]
     else:
         log("no run has a readable samples.png: no samples grid")
     text = report_text(
-        store.uri, scan, groups, comparisons, missing, summary.files, files["report"], experiments, effect
+        store.uri,
+        scan,
+        groups,
+        comparisons,
+        missing,
+        summary.files,
+        files["report"],
+        experiments,
+        effect,
+        summary.trends,
     )
     write_output(files["report"], text.encode())
     summary.files["report"] = files["report"]

@@ -8,13 +8,14 @@ and a stale writer cannot move it backwards (docs/ARCHITECTURE.md, "The checkpoi
 
 import fcntl
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from runner.errors import UserError
-from runner.layout import CKPT_DIR, CKPT_PREFIX, CONFIG_FILE, LATEST, METRICS_FILE, RESULT_FILE, SAMPLES_FILE
+from runner.layout import CKPT_DIR, CKPT_PREFIX, CONFIG_FILE, LATEST, LOCK_FILE, METRICS_FILE, RESULT_FILE, SAMPLES_FILE
 from runner.store.base import PointerConflict, Store, sha256
 
 # (name in the run's directory, whether it is a directory): what a run writes
@@ -65,14 +66,18 @@ class RunStore:
             return
         self.check_layout()
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a+") as lock:
+        with open(folder / LOCK_FILE, "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise UserError(f"run {self.run_id} in {self.store.uri} is being written by another process") from None
             try:
+                lock.truncate(0)
+                lock.write(f"{os.getpid()}\n")  # who holds it: `status --local` shows it, `cancel --local` stops it
+                lock.flush()
                 yield
             finally:
+                lock.truncate(0)
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def check_layout(self) -> None:
@@ -87,14 +92,21 @@ class RunStore:
                 kind = "a directory" if want_dir else "a file"
                 raise UserError(f"store {self.store.uri}: {self.key(name)} is not {kind}; move it away")
 
-    def claim(self, config: dict[str, Any], config_hash: str, log: Callable[[str], None] = print) -> None:
-        """Write config.json, or check that an existing one has the same hash.
+    def claim(
+        self,
+        config: dict[str, Any],
+        config_hash: str,
+        log: Callable[[str], None] = print,
+        point: dict[str, Any] | None = None,
+    ) -> None:
+        """Write config.json ({config_hash, config, point}), or check that an existing one has the same hash.
 
         A run that never committed a checkpoint may be claimed again with another config (its leftovers are
         removed); one with checkpoints refuses a different config (UserError naming the changed keys).
         """
         key = self.key(CONFIG_FILE)
-        body = json.dumps({"config_hash": config_hash, "config": config}, indent=2, sort_keys=True).encode()
+        record = {"config_hash": config_hash, "config": config, "point": point or {}}
+        body = json.dumps(record, indent=2, sort_keys=True).encode()
         try:
             existing = json.loads(self.store.read(key))
             if not isinstance(existing, dict):

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner.clel.networks import ResNet18Backbone
 from runner.config.methods import MethodSettings
 
 
@@ -20,6 +21,10 @@ class BuildContext:
     std: tuple[float, ...]
     backbone_width: int
     augment: nn.Module
+
+    def backbone(self) -> ResNet18Backbone:
+        """A fresh ResNet-18 of the configured width for this data (the ResNet methods' encoder)."""
+        return ResNet18Backbone(self.backbone_width, self.mean, self.std)
 
 
 @dataclass

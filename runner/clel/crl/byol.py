@@ -40,9 +40,8 @@ class BYOL(MomentumMethod):
     @classmethod
     def build(cls, settings: BYOLSettings, context: BuildContext) -> "BYOL":
         s = settings
-        backbone = ResNet18Backbone(context.backbone_width, context.mean, context.std)
         return cls(
-            backbone,
+            context.backbone(),
             context.augment,
             s.projector_hidden,
             s.predictor_hidden,

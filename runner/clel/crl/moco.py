@@ -48,9 +48,8 @@ class MoCo(MomentumMethod):
     @classmethod
     def build(cls, settings: MoCoSettings, context: BuildContext) -> "MoCo":
         s = settings
-        backbone = ResNet18Backbone(context.backbone_width, context.mean, context.std)
         return cls(
-            backbone,
+            context.backbone(),
             context.augment,
             s.projector_hidden,
             s.latent_dim,

@@ -37,7 +37,7 @@ class SimCLR(SelfSupervisedMethod):
 
     @classmethod
     def build(cls, settings: SimCLRSettings, context: BuildContext) -> "SimCLR":
-        backbone = ResNet18Backbone(context.backbone_width, context.mean, context.std)
+        backbone = context.backbone()
         return cls(backbone, context.augment, settings.projector_hidden, settings.latent_dim, settings.temperature)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
