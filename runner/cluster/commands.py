@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from runner.cluster import logs, names, progress, status, submit
-from runner.cluster.config import ClusterConfig, load_cluster
+from runner.cluster import logs, names, progress, status
+from runner.cluster.config import ClusterConfig, load_cluster, plan_cluster_runs
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
 
 if TYPE_CHECKING:
-    from kubernetes.client import V1Job
-
     from runner.cluster.api import KubeApi
+    from runner.launch.plan import PlannedRun
 
 
 def _kube() -> tuple[ModuleType, ModuleType]:
@@ -46,14 +45,14 @@ def _seed_flag(value: Any) -> int | None:
     return value
 
 
-def _prepare(
+def _plan(
     config: str, exp: Any, image: Any = None, profile: str | None = None, seed: int | None = None
-) -> tuple[ClusterConfig, list["V1Job"]]:
-    """(cluster table, Jobs) for the sweep, everything validated before any request is sent."""
+) -> tuple[ClusterConfig, list["PlannedRun"]]:
+    """(cluster table, the sweep's planned runs), everything validated before any request is sent."""
     render, _ = _kube()
     experiments = ExperimentsFile(config)
     cluster = load_cluster(experiments, _text_flag("image", image), _text_flag("profile", profile), _seed_flag(seed))
-    return cluster, render.render_jobs(experiments, cluster, _text_flag("exp", exp))
+    return cluster, plan_cluster_runs(experiments, cluster, _text_flag("exp", exp))
 
 
 def _cluster(config: str, exp: Any) -> tuple[ClusterConfig, str | None]:
@@ -94,8 +93,9 @@ class ClusterCommands:
           profile: the profile of the Jobs (default: [cluster] profile)
           seed: only this seed's Jobs (default: [cluster] seeds, else [sweep] seeds)
         """
-        _, jobs = _prepare(config, exp, image, profile, seed)
-        print(_kube()[0].to_yaml(jobs), end="")
+        cluster, runs = _plan(config, exp, image, profile, seed)
+        render, _ = _kube()
+        print(render.to_yaml(render.render_runs(cluster, runs)), end="")
 
     def submit(
         self,
@@ -115,10 +115,13 @@ class ClusterCommands:
             the offline view)
           replace: delete a conflicting Job (and its pods) and create the new one
         """
-        cluster, jobs = _prepare(config, exp, image)
+        cluster, runs = _plan(config, exp, image)
+        _kube()[0].render_runs(cluster, runs)  # every Job renders (unique names) before a request is sent
+        from runner.cluster.executor import KubernetesJobs
+
         try:
             api = _api(cluster)
-            outcomes = submit.submit_jobs(api, jobs, bool(dry_run), bool(replace))
+            outcomes = KubernetesJobs(api, cluster).submit(runs, bool(dry_run), bool(replace))
         except UserError as err:
             if not dry_run:
                 raise

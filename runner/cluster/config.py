@@ -9,8 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runner.config import ExperimentsFile
+from runner.config import ExperimentsFile, parse_overrides
 from runner.errors import UserError
+from runner.launch.plan import PlannedRun, plan_runs
 from runner.store.base import is_valid_key
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -219,3 +220,21 @@ def load_cluster(
         if name not in experiments.experiments:
             raise UserError(f"{source}: experiments: unknown experiment {name!r}")
     return cluster
+
+
+def plan_cluster_runs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[PlannedRun]:
+    """The sweep's runs (the one planner): the cluster's experiments (or `exp`) x [sweep] grid x seeds."""
+    names = list(cluster.experiments) or None
+    if exp:
+        if exp not in experiments.experiments:
+            known = ", ".join(experiments.experiments)
+            raise UserError(f"--exp {exp}: unknown experiment (known: {known})")
+        names = [exp]
+    runs = plan_runs(experiments, cluster.profile, names, cluster.seeds, parse_overrides(cluster.overrides))
+    for run in runs:
+        if run.config.runtime.device != "cpu" and cluster.gpus == 0:
+            raise UserError(
+                f"{experiments.path} [cluster]: gpus = 0, but profile {cluster.profile!r} runs "
+                f"{run.config.experiment} on runtime.device = {run.config.runtime.device}; set gpus >= 1"
+            )
+    return runs

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from runner.cluster.config import LABEL_VALUE, ClusterConfig
+from runner.cluster.config import LABEL_VALUE, ClusterConfig, plan_cluster_runs
 from runner.cluster.names import (
     APP_NAME,
     CONTAINER,
@@ -24,9 +24,9 @@ from runner.cluster.names import (
     RUN_ID_KEY,
     STORE_KEY,
 )
-from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig, parse_overrides
+from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig
 from runner.errors import EXIT_DIVERGED, EXIT_USER_ERROR, UserError
-from runner.launch.plan import PlannedRun, plan_runs
+from runner.launch.plan import PlannedRun
 from runner.launch.spec import RunSpec
 from runner.layout import point_tag
 
@@ -256,27 +256,14 @@ def checkov_skips(cluster: ClusterConfig) -> dict[str, str]:
     return {f"{CHECKOV_SKIP}{n}": f"{check}={reason}" for n, (check, reason) in enumerate(skips, start=1)}
 
 
-def plan_cluster_runs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[PlannedRun]:
-    """The sweep's runs (the one planner): the cluster's experiments (or `exp`) x [sweep] grid x seeds."""
-    names = list(cluster.experiments) or None
-    if exp:
-        if exp not in experiments.experiments:
-            known = ", ".join(experiments.experiments)
-            raise UserError(f"--exp {exp}: unknown experiment (known: {known})")
-        names = [exp]
-    runs = plan_runs(experiments, cluster.profile, names, cluster.seeds, parse_overrides(cluster.overrides))
-    for run in runs:
-        if run.config.runtime.device != "cpu" and cluster.gpus == 0:
-            raise UserError(
-                f"{experiments.path} [cluster]: gpus = 0, but profile {cluster.profile!r} runs "
-                f"{run.config.experiment} on runtime.device = {run.config.runtime.device}; set gpus >= 1"
-            )
-    return runs
-
-
 def render_jobs(experiments: ExperimentsFile, cluster: ClusterConfig, exp: str | None = None) -> list[client.V1Job]:
     """One Job per run of the sweep; names are checked to be unique."""
-    jobs = [render_job(cluster, run) for run in plan_cluster_runs(experiments, cluster, exp)]
+    return render_runs(cluster, plan_cluster_runs(experiments, cluster, exp))
+
+
+def render_runs(cluster: ClusterConfig, runs: list[PlannedRun]) -> list[client.V1Job]:
+    """One Job per planned run; names are checked to be unique."""
+    jobs = [render_job(cluster, run) for run in runs]
     seen: dict[str, str] = {}
     for job in jobs:
         name, run_id = job.metadata.name, job.metadata.annotations[RUN_ID_KEY]

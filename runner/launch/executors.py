@@ -3,7 +3,7 @@
 - InProcess: one run after another in this process (a run's bars below the overall one).
 - Subprocesses: N `python -m runner local` processes at a time (RunSpec.to_argv), one GPU each or the CPU cores
   shared out.
-- Kubernetes Jobs: runner.cluster.executor (rendered from the same RunSpecs).
+- KubernetesJobs (runner.cluster.executor): one Job per run, its worker arguments the run's RunSpec.
 
 A local run's state is read from its store (runner.launch.local_status): progress from its checkpoints and
 metrics, and whether a process runs it from the lock that process holds on its directory (with its pid in it),
@@ -40,9 +40,12 @@ class Outcome:
 
 
 class Executor(Protocol):
-    def submit(self, runs: list[PlannedRun]) -> Outcome: ...
+    """Runs the planner's runs somewhere. What submit and status return is the executor's own record: an
+    Outcome and RunStates here, runner.cluster.executor's Job outcomes and JobStates for Kubernetes."""
 
-    def status(self, runs: list[PlannedRun]) -> list[local_status.RunState]: ...
+    def submit(self, runs: list[PlannedRun]) -> Any: ...
+
+    def status(self, runs: list[PlannedRun]) -> list[Any]: ...
 
     def cancel(self, runs: list[PlannedRun]) -> list[str]: ...
 
