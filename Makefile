@@ -7,7 +7,7 @@ STORE ?= runs
 EXP ?= baseline
 PROFILE ?= tiny
 
-.PHONY: setup run smoke sweep test test-fast lint lock image submit kind-test clean
+.PHONY: setup run smoke sweep test test-unit test-integration test-e2e test-fast lint lock image submit kind-test clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,21 @@ PARALLEL ?= 1
 sweep: $(STAMP)
 	$(PY) -m runner sweep --profile $(PROFILE) --store $(STORE) --parallel $(PARALLEL)
 
+# The tests come in tiers (fixtures in tests/conftest.py, helpers in tests/support): tests/unit is pure logic (no
+# model, no training step, no server, no run; under a minute: the inner loop), tests/integration builds models and
+# trains in-process and talks to the loopback S3 server and the fake Kubernetes API, tests/e2e runs the CLI in a
+# subprocess end to end (and the kind test). `make test` runs every tier: it is the CI command (.ci/run).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+test-integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest -q tests/e2e
 
 # everything but the end-to-end runs (marked slow) and the kind cluster test
 test-fast: $(STAMP)
@@ -64,7 +77,7 @@ submit: $(STAMP)
 	$(PY) -m runner submit $(if $(IMAGE),--image $(IMAGE))
 
 kind-test: $(STAMP)
-	$(PY) -m pytest -m kind -v -rs tests/test_kind.py
+	$(PY) -m pytest -m kind -v -rs tests/e2e/test_kind.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,6 +1,7 @@
 """Whether a stored run's encoder collapsed: the spread of its latents z over the test digits.
 
     python scripts/latent_spread.py STORE RUN_ID [RUN_ID ...]
+    python scripts/latent_spread.py --reference      # the same numbers for raw pixels and an untrained encoder
 
 Per run (EMA encoder, un-augmented test images): the mean cosine between the latents of two different images
 (1.0: every image has the same z, a collapsed encoder), the effective rank of the latents (exp of the entropy of
@@ -41,6 +42,33 @@ def effective_rank(latents: np.ndarray) -> float:
     return float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
 
 
+def spread_line(name: str, z: np.ndarray) -> str:
+    """Mean cosine between two images' latents, effective rank, linear probe accuracy on the digit labels."""
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    cosines = z @ z.T
+    mean_cos = (cosines.sum() - np.trace(cosines)) / (len(z) * (len(z) - 1))
+    labels = digits_test_labels()
+    half = len(z) // 2
+    accuracy = LogisticRegression(max_iter=2000).fit(z[:half], labels[:half]).score(z[half:], labels[half:])
+    return (
+        f"{name}: mean cosine between images {mean_cos:.4f}, effective rank {effective_rank(z):.1f} of "
+        f"{z.shape[1]}, linear probe accuracy {accuracy:.3f}"
+    )
+
+
+@torch.no_grad()
+def reference() -> None:
+    """Raw pixels (centred), and the tiny profile's SimCLR encoder as initialised (seed 0), for scale."""
+    cfg = ExperimentsFile().resolve("baseline", "tiny", 0)
+    data = load_dataset("digits", cfg.data.image_size)
+    pixels = to_unit_float(data.test).flatten(1).double().numpy()
+    print(spread_line("raw pixels (centred)", pixels - pixels.mean(0)))
+    engine = training_engine(cfg, data, torch.device("cpu"))
+    crl = engine.model.ema_crl
+    z = torch.cat([crl.latent(to_unit_float(data.test[i : i + 500])) for i in range(0, len(data.test), 500)])
+    print(spread_line("untrained SimCLR encoder (tiny, seed 0)", z.double().numpy()))
+
+
 @torch.no_grad()
 def report(store_uri: str, run_id: str) -> None:
     run = RunStore(open_store(store_uri), run_id)
@@ -54,20 +82,12 @@ def report(store_uri: str, run_id: str) -> None:
         return
     with parametrize.cached():
         z = torch.cat([crl.latent(to_unit_float(data.test[i : i + 500])) for i in range(0, len(data.test), 500)])
-    z = z.double().numpy()
-    cosines = z @ z.T
-    mean_cos = (cosines.sum() - np.trace(cosines)) / (len(z) * (len(z) - 1))
-    labels = digits_test_labels()
-    half = len(z) // 2
-    probe = LogisticRegression(max_iter=2000).fit(z[:half], labels[:half])
-    accuracy = probe.score(z[half:], labels[half:])
-    print(
-        f"{run_id} (step {engine.step}): mean cosine between images {mean_cos:.4f}, effective rank "
-        f"{effective_rank(z):.1f} of {z.shape[1]}, linear probe accuracy {accuracy:.3f}"
-    )
+    print(spread_line(f"{run_id} (step {engine.step})", z.double().numpy()))
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["--reference"]:
+        reference()
     for run_id in sys.argv[2:]:
         report(sys.argv[1], run_id)

@@ -1,5 +1,6 @@
-"""Shared fixtures: the embedded digits, the repository's experiments.toml, one torch thread, and a real
-S3-compatible HTTP endpoint on loopback (moto's server mode)."""
+"""Fixtures of every tier (tests/unit, tests/integration, tests/e2e): the embedded digits, the repository's
+experiments.toml, one torch thread, a real S3-compatible HTTP endpoint on loopback (moto's server mode), the fake
+Kubernetes API server, and stores holding a real finished tiny run. Helpers live in tests/support."""
 
 import os
 from pathlib import Path
@@ -11,8 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from runner.config import ExperimentsFile
 from runner.data import ImageData, load_digits
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 # No test may reach a real cloud or read the user's AWS config.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -65,6 +65,17 @@ def experiments() -> ExperimentsFile:
     return ExperimentsFile(ROOT / "experiments.toml")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_per_process():
+    """Torch on one thread for the whole session, whichever tests run: the tiers' small tensors gain nothing from
+    more, and an in-process run (runtime.threads = 1 in tiny_cfg's settings) would set one anyway, for the tests
+    after it only."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test (deterministic float reductions), restored afterwards."""
@@ -75,23 +86,32 @@ def one_thread():
 
 
 @pytest.fixture
-def kube(monkeypatch):
-    """A fake Kubernetes API server below the official client (tests/kube_support.py); `connect` returns it."""
-    from kube_support import install_fake  # the kubernetes client only for the tests that use it
+def kube(monkeypatch, tmp_path):
+    """The fake Kubernetes API server (tests/support/kube.py) behind a kubeconfig in tmp_path: the runner's own
+    connect() reaches it through the official client."""
+    from tests.support.kube import install  # the kubernetes client only for the tests that use it
 
-    return install_fake(monkeypatch)
+    return install(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")
 def finished_store(tmp_path_factory) -> Path:
-    """A local store with a real finished two-iteration tiny baseline run (and a stray file), made once in-process;
-    tests copy it (it must stay as it is)."""
-    from cli_helpers import TINY_RUN_ID, tiny_local
+    """A local store with a real finished two-iteration tiny baseline run of the repository's experiments.toml (and
+    a stray file), made once in-process; tests copy it (it must stay as it is)."""
+    from tests.support.cli import TINY_RUN_ID, make_finished_store
 
-    from runner.__main__ import main
+    store = make_finished_store(tmp_path_factory.mktemp("finished") / "runs")
+    assert (store / TINY_RUN_ID / "result.json").is_file()
+    return store
 
-    store = tmp_path_factory.mktemp("finished") / "runs"
-    assert main(tiny_local(str(store))) == 0
-    (store / "notes.txt").write_text("not a run\n")
+
+@pytest.fixture(scope="session")
+def minimal_finished_store(tmp_path_factory) -> Path:
+    """finished_store's run made from the bad-input tests' own minimal experiments.toml
+    (tests/support/bad_config.py)."""
+    from tests.support.bad_config import MINIMAL_CONFIG, TINY_RUN_ID
+    from tests.support.cli import make_finished_store
+
+    store = make_finished_store(tmp_path_factory.mktemp("minimal-finished") / "runs", MINIMAL_CONFIG)
     assert (store / TINY_RUN_ID / "result.json").is_file()
     return store

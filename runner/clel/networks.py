@@ -149,9 +149,10 @@ class StridedPointwiseConv(nn.Conv2d):
     """ResNet's 1x1 strided shortcut convolution (no bias, no padding).
 
     PyTorch 2.14.1's CPU backward of a 1x1 stride-2 convolution on channels-last input with 2 to 6 input channels
-    corrupts the heap at one thread (an abort or a segfault; `tests/test_networks_workaround.py` shows it). There,
-    and only there, the same product is computed as the stride-1 convolution of the subsampled input, which is the
-    same function; every other case, the widths of the shipped profiles included, runs torch's own kernel.
+    corrupts the heap at one thread (an abort or a segfault; tests/integration/test_networks_workaround.py shows
+    it). There, and only there, the same product is computed as the stride-1 convolution of the subsampled input,
+    which is the same function; every other case, the widths of the shipped profiles included, runs torch's own
+    kernel.
     """
 
     SMALL_CHANNELS = 8

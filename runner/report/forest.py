@@ -12,6 +12,7 @@ from runner.report.verdicts import BETTER, SATURATED, WORSE, Comparison
 
 DPI = 100
 PANEL_INCHES = (3.6, 3.4)  # one panel: 360 x 340 pixels
+MAX_COLUMNS = 4  # panels per figure row: a profile with more tested metrics wraps onto more rows
 VERDICT_COLORS = {BETTER: "tab:green", WORSE: "tab:red"}
 NEUTRAL = "0.35"
 
@@ -77,6 +78,7 @@ def _arm_ticks(ax: Any, groups: list[Group]) -> None:
 def _forest(ax: Any, groups: list[Group], key: MetricKey, comparisons: dict[tuple, Comparison]) -> None:
     base = next(g for g in groups if g.experiment == BASELINE)
     arms = [g for g in groups if g is not base and (g.experiment, g.profile, key) in comparisons]
+    arms = [g for g in arms if comparisons[(g.experiment, g.profile, key)].n]  # not an arm without the metric
     base_mean = base.stat(key).mean
     for row, g in enumerate(arms):
         c = comparisons[(g.experiment, g.profile, key)]
@@ -96,7 +98,7 @@ def _forest(ax: Any, groups: list[Group], key: MetricKey, comparisons: dict[tupl
         text = c.verdict if c.p_holm is None else f"{c.verdict} (p_holm {c.p_holm:.2g})"
         ax.annotate(
             text,
-            (1.0, row),
+            (0.99, row - 0.22),
             xycoords=("axes fraction", "data"),
             fontsize=6,
             ha="right",
@@ -108,13 +110,20 @@ def _forest(ax: Any, groups: list[Group], key: MetricKey, comparisons: dict[tupl
         ax.set_xlim(-min(1.0, 1.15 * reach), min(1.0, 1.15 * reach))
     _plain_axis(ax.xaxis)
     better = "lower" if key == FID else "higher"
-    ax.set_title(f"{key.column}: arm - baseline (n={base.stat(key).n}); {better} is better", fontsize=8)
+    ax.set_title(f"{key.column}\narm - baseline (baseline n={base.stat(key).n}); {better} is better", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
 
+def _layout(rows: list[tuple[str, list[Group], list[MetricKey], list[str]]]) -> tuple[int, list[int]]:
+    """Columns of the figure and the figure rows each profile takes: its panels wrap after MAX_COLUMNS."""
+    panels = [2 + len(tested) for _, _, tested, _ in rows]
+    ncols = min(MAX_COLUMNS, max(panels))
+    return ncols, [-(-n // ncols) for n in panels]
+
+
 def plot_forest(groups: list[Group], metrics: list[MetricKey], comparisons: list[Comparison], path: Path) -> None:
-    """summary.png: a row per profile: FID levels, AUROC levels, then a forest panel per tested metric (FID and
-    the interpolation set first); saturated metrics are named in one note below."""
+    """summary.png: per profile, FID levels, AUROC levels, then a forest panel per tested metric (FID and the
+    interpolation set first), wrapped after MAX_COLUMNS panels; saturated metrics are named in one note above."""
     from matplotlib.figure import Figure
 
     by_key = {(c.experiment, c.profile, c.key): c for c in comparisons if c.verdict != SATURATED}
@@ -126,19 +135,23 @@ def plot_forest(groups: list[Group], metrics: list[MetricKey], comparisons: list
         tested.sort(key=lambda k: (k != FID, k.ood_set != "interpolation", k.column))
         sets = sorted({k.ood_set for k in tested if k.ood_set})
         rows.append((profile, members, tested, sets))
-    ncols = max(2 + len(tested) for _, _, tested, _ in rows)
-    fig = Figure(figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * len(rows) + 0.5), dpi=DPI, layout="constrained")
-    axes = fig.subplots(len(rows), ncols, squeeze=False)
-    for (profile, members, tested, sets), line in zip(rows, axes, strict=True):
-        _levels_fid(line[0], members)
-        line[0].set_ylabel(profile, fontsize=9)
+    ncols, heights = _layout(rows)
+    size = (PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * sum(heights) + 0.5)
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    axes = fig.subplots(sum(heights), ncols, squeeze=False)
+    first = 0
+    for (profile, members, tested, sets), height in zip(rows, heights, strict=True):
+        panels = list(axes[first : first + height].flat)
+        first += height
+        _levels_fid(panels[0], members)
+        panels[0].set_ylabel(profile, fontsize=9)
         if sets:
-            _levels_auroc(line[1], members, sets)
+            _levels_auroc(panels[1], members, sets)
         else:
-            line[1].set_axis_off()
-        for ax, key in zip(line[2:], tested, strict=False):
+            panels[1].set_axis_off()
+        for ax, key in zip(panels[2:], tested, strict=False):
             _forest(ax, members, key, by_key)
-        for ax in line[2 + len(tested) :]:
+        for ax in panels[2 + len(tested) :]:
             ax.set_axis_off()
     saturated = sorted({f"{c.key.column} ({c.profile})" for c in comparisons if c.verdict == SATURATED})
     note = "Saturated, every run of the arm and the baseline at one value (not tested): " + ", ".join(saturated)

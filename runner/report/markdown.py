@@ -1,8 +1,8 @@
 """report.md: a self-contained Markdown report of a store's ablation that renders on GitHub.
 
 The question (each arm and what it changes, from experiments.toml), the verdict table, the figure and the
-sample grid as relative links, the collapsed runs, the running and missing runs, and the provenance (torch,
-devices, compute hours, each run's config hash and the command that reproduces it).
+sample grid as relative links, the collapsed runs, the weak seeds, the running and missing runs, and the
+provenance (torch, devices, compute hours, each run's config hash and the command that reproduces it).
 """
 
 import os
@@ -14,7 +14,7 @@ from runner.config import ExperimentsFile
 from runner.launch.spec import RunSpec
 from runner.report.grid import Trend
 from runner.report.scan import StoreScan
-from runner.report.stats import BASELINE, Group
+from runner.report.stats import BASELINE, FID, WEAK_SEED_FACTOR, WEAK_SEED_MIN_RUNS, Group
 from runner.report.sweep import missing_grid
 from runner.report.verdicts import ALPHA, MAX_SEEDS, POWER, SATURATED, Comparison, Effect
 from runner.result import RunResult
@@ -71,7 +71,7 @@ def _verdicts(groups: list[Group], comparisons: list[Comparison], effect: Effect
     ]
     by_arm = {(g.experiment, g.profile): g for g in groups}
     for c in comparisons:
-        if c.verdict == SATURATED:
+        if c.verdict == SATURATED or not c.n:  # saturated: in the note below; n = 0: the arm lacks the metric
             continue
         stat = by_arm[(c.experiment, c.profile)].stat(c.key)
         level = f"{_g(stat.mean)} ± {_g(stat.std)}" if stat.std is not None else _g(stat.mean)
@@ -147,6 +147,22 @@ def _collapsed(results: list[RunResult]) -> list[str]:
     return [*lines, ""]
 
 
+def _weak_seeds(groups: list[Group]) -> list[str]:
+    lines = ["## Weak seeds", ""]
+    found = [(g, r, ratio) for g in groups for r, ratio in g.weak_seeds()]
+    rule = f"FID is above {WEAK_SEED_FACTOR:g} x its arm's median (arms with {WEAK_SEED_MIN_RUNS}+ seeds)"
+    if not found:
+        return [*lines, f"None ({rule}).", ""]
+    lines += [f"A seed is weak when its {rule}; counted in the means above:", ""]
+    for g, r, ratio in found:
+        tag = " (collapsed)" if r.collapsed else ""
+        arm = f"`{g.experiment}` ({g.profile})"
+        lines.append(f"- `{r.run_id}`: FID {_g(r.fid)}, {ratio:.2f} x the median of {arm}{tag}")
+    counted = [r for g in groups if g.stat(FID).n >= WEAK_SEED_MIN_RUNS for r in g.runs if r.fid is not None]
+    lines += ["", f"{len(found)} of the {len(counted)} runs of those arms are weak."]
+    return [*lines, ""]
+
+
 def _progress(scan: StoreScan, missing: list[str] | None) -> list[str]:
     lines = ["## Running and missing runs", ""]
     if scan.running:
@@ -202,5 +218,5 @@ def report_text(
     ]
     body = _question(groups, experiments) + _verdicts(groups, comparisons, effect) + _grid(trends or [])
     body += _figures(files, report)
-    tail = _collapsed(results) + _progress(scan, missing) + _provenance(results, store_uri)
+    tail = _collapsed(results) + _weak_seeds(groups) + _progress(scan, missing) + _provenance(results, store_uri)
     return "\n".join(head + body + tail)

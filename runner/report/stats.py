@@ -14,6 +14,8 @@ from runner.result import RunResult
 BASELINE = "baseline"
 SCORES = ("marginal", "joint")
 LEVEL = 0.95
+WEAK_SEED_FACTOR = 1.5  # a seed is weak when its FID is above 1.5 x its arm's median FID (docs/STABILITY.md)
+WEAK_SEED_MIN_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,15 @@ class Group:
     def has(self, key: MetricKey) -> bool:
         """Whether any run of the group was evaluated on the metric."""
         return any(key.evaluated(r) for r in self.runs)
+
+    def weak_seeds(self) -> list[tuple[RunResult, float]]:
+        """The runs whose FID is above WEAK_SEED_FACTOR x the group's median FID, with their FID / median; none
+        for fewer than WEAK_SEED_MIN_RUNS FIDs (a median of two is their mean, and one of them is always above)."""
+        fids = self.stat(FID).values
+        if len(fids) < WEAK_SEED_MIN_RUNS:
+            return []
+        median = float(np.median(fids))
+        return [(r, r.fid / median) for r in self.runs if r.fid is not None and r.fid > WEAK_SEED_FACTOR * median]
 
 
 def metric_keys(results: Iterable[RunResult]) -> list[MetricKey]:

@@ -211,7 +211,7 @@ def _g(value: float | None) -> str:
 
 def format_verdicts(comparisons: list[Comparison]) -> str:
     """The verdict table: one line per arm x metric tested against its baseline, saturated metrics in a note."""
-    tested = [c for c in comparisons if c.verdict != SATURATED]
+    tested = [c for c in comparisons if c.verdict != SATURATED and c.n]  # not an arm without the metric
     if not tested:
         return ""
     header = ["profile", "arm", "metric", "n/base", "diff [95% CI]", "p", "p_holm", "verdict", "mde", "seeds"]

@@ -14,6 +14,7 @@ at one value, e.g. AUROC 1.000). Per comparison:
 """
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -142,7 +143,9 @@ def _compare(group: Group, base: Group, key: MetricKey, effect: Effect) -> Compa
     if len(a) < 2 or len(b) < 2:
         return replace(untested, diff=diff)
     spread = pooled_std(a, b)
-    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if spread > 0 else None
+    with warnings.catch_warnings():  # one side constant (a baseline at AUROC 1.000 on every seed): scipy warns of
+        warnings.simplefilter("ignore", RuntimeWarning)  # that side's moments; Welch's p is still well defined
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if spread > 0 else None
     return replace(
         untested,
         diff=diff,
