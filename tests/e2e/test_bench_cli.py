@@ -13,6 +13,7 @@ def test_bench_prints_one_json_line_and_its_old_preset_flag_is_deprecated():
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: bench --config is deprecated and will be removed: use --preset"]
+    assert "bench tiny" in result.stderr and "3/3" in result.stderr  # the bar: 1 warm-up + 2 timed iterations
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])

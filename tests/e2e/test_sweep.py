@@ -45,6 +45,9 @@ def finished(tmp_path_factory):
 def test_a_sweep_writes_every_result_and_a_summary_and_again_retrains_nothing(finished):
     store, first = finished
     assert "sweep: 4 runs (0 finished, 4 to run)" in first.stdout
+    # a sequential sweep gives one result line per finished run, as a parallel one does
+    for run_id in RUNS:
+        assert len([line for line in first.stderr.splitlines() if line.startswith(f"{run_id}: fid ")]) == 1
     assert sorted(metrics(store)) == sorted(RUNS) and len(set(RUNS)) == 4
     assert all("-tiny-g" in run_id for run_id in RUNS)
     summary = list(csv.DictReader(io.StringIO(open_store(store).local_path("summary.csv").read_text())))
