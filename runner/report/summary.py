@@ -16,7 +16,7 @@ from runner.report.hparams import write_hparams
 from runner.report.markdown import report_text
 from runner.report.plots import plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
-from runner.report.stats import Group, group_runs, metric_keys
+from runner.report.stats import WEAK_SEED_FACTOR, Group, group_runs, metric_keys
 from runner.report.sweep import asked_runs, load_config, missing_grid, missing_runs
 from runner.report.table import (
     csv_text,
@@ -130,6 +130,8 @@ def _summarize(
             log(verdicts)
         if interactions := format_trends(summary.trends):
             log(interactions)
+        if weak := [f"{r.run_id} ({ratio:.1f} x)" for g in groups for r, ratio in g.weak_seeds()]:
+            log(f"weak seeds (FID above {WEAK_SEED_FACTOR:g} x the arm's median): {', '.join(weak)}")
         log(f"device: {'; '.join(sorted({r.device for g in groups for r in g.runs}))}")
     _print_progress(scan, asked, log)
     if not groups:

@@ -133,6 +133,7 @@ def test_the_report_has_its_sections_from_a_store_of_made_up_results(tmp_path):
     )
     lines: list[str] = []
     summary = summarize(str(tmp_path / "runs"), None, str(config), lines.append, lambda line: None)
+    assert "weak seeds (FID above 1.5 x the arm's median): no_norm_split-tiny-s2 (2.2 x)" in lines
     text = (tmp_path / "runs" / "report.md").read_text()
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
