@@ -65,4 +65,5 @@ def missing_grid(run_ids: list[str]) -> list[str]:
         experiment, profile, variant, seed = parse_run_id(run_id)  # type: ignore[misc]
         rows.setdefault((experiment, f"{profile}-{variant}" if variant else profile), []).append(seed)
     width = max((len(experiment) for experiment, _ in rows), default=0) + 2
-    return [f"  {exp:<{width}}{profile:<12}seeds {seed_ranges(seeds)}" for (exp, profile), seeds in rows.items()]
+    profile_width = max((len(profile) for _, profile in rows), default=0) + 2
+    return [f"  {exp:<{width}}{p:<{profile_width}}seeds {seed_ranges(seeds)}" for (exp, p), seeds in rows.items()]

@@ -255,6 +255,14 @@ def test_missing_grid_is_one_line_per_experiment_and_variant():
         ["mae", "tiny-smoke", "seeds", "3"],
         ["byol", "paper", "seeds", "2"],
     ]
+    # a grid point's variant is longer than any profile name: the columns still part (it once read tiny-g1234abcdseeds)
+    lines = missing_grid(["baseline-tiny-smoke-g2febc910-s4", "baseline-tiny-s1", "plain_ebm-tiny-g2febc910-s0"])
+    assert [line.split() for line in lines] == [
+        ["baseline", "tiny-smoke-g2febc910", "seeds", "4"],
+        ["baseline", "tiny", "seeds", "1"],
+        ["plain_ebm", "tiny-g2febc910", "seeds", "0"],
+    ]
+    assert len({line.index("seeds") for line in lines}) == 1
 
 
 def test_empty_missing_or_unreadable_stores_are_user_errors(tmp_path):
