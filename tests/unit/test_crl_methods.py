@@ -18,6 +18,7 @@ from runner.clel.crl.simclr import SimCLR
 from runner.clel.model import build_crl
 from runner.errors import UserError
 from tests.support import tiny_cfg
+from tests.support.modules import RecordingAugment
 
 MEAN, STD = (0.3, 0.3, 0.3), (0.3, 0.3, 0.3)
 EXPERIMENT_OF = {"simclr": "baseline", "moco": "moco", "byol": "byol", "mae": "mae"}
@@ -37,19 +38,6 @@ def build(method: str, overrides: dict | None = None) -> SelfSupervisedMethod:
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
-
-
-class RecordingAugment(nn.Module):
-    """Wraps an augmentation and keeps its last output."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.last: torch.Tensor | None = None
-
-    def forward(self, x):
-        self.last = self.inner(x)
-        return self.last
 
 
 def assert_same_state(a: nn.Module, b: nn.Module) -> None:

@@ -12,6 +12,7 @@ from runner.clel.crl import CRLOutput
 from runner.clel.crl.simclr import SimCLR, nt_xent
 from runner.clel.model import build_crl
 from tests.support import tiny_cfg
+from tests.support.modules import RecordingAugment
 
 
 def loop_nt_xent(queries: np.ndarray, temperature: float, extra_keys: np.ndarray | None = None) -> float:
@@ -121,19 +122,6 @@ def test_nt_xent_does_not_modify_inputs():
 
 
 # --- the method --------------------------------------------------------------------------------
-
-
-class RecordingAugment(nn.Module):
-    """Wraps an augmentation and keeps its last output."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.last: torch.Tensor | None = None
-
-    def forward(self, x):
-        self.last = self.inner(x)
-        return self.last
 
 
 @pytest.fixture(scope="module")
