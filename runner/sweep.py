@@ -108,7 +108,7 @@ def sweep(
     store = open_store(store_uri)
     store.check()
     finished = set(finished_runs(store, runs))
-    record_sweep(store, [run.run_id for run in runs])
+    record_sweep(store, [run.run_id for run in runs], [run.config.point for run in runs])
     log(f"sweep: {len(runs)} runs ({len(finished)} finished, {len(runs) - len(finished)} to run) in {store.uri}")
     remaining = [run for run in runs if run.run_id not in finished]
     overall = progress_bar(total=len(runs), initial=len(finished), desc="sweep", unit="run")

@@ -9,6 +9,7 @@ import os
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 from runner.config import ExperimentsFile
 from runner.launch.spec import RunSpec
@@ -163,12 +164,13 @@ def _weak_seeds(groups: list[Group]) -> list[str]:
     return [*lines, ""]
 
 
-def _progress(scan: StoreScan, missing: list[str] | None) -> list[str]:
+def _progress(scan: StoreScan, missing: list[str] | None, points: dict[str, dict[str, Any]]) -> list[str]:
     lines = ["## Running and missing runs", ""]
     if scan.running:
         lines += [f"- running: `{run_id}` ({state})" for run_id, state in scan.running.items()]
     if missing:
-        lines += ["- missing (asked by a sweep, no run directory yet):", "", "```", *missing_grid(missing), "```"]
+        lines += ["- missing (asked by a sweep, no run directory yet):", ""]
+        lines += ["```", *missing_grid(missing, points), "```"]
     if not scan.running and not missing:
         lines.append("None running; nothing the sweeps asked for is missing.")
     return [*lines, ""]
@@ -206,6 +208,7 @@ def report_text(
     experiments: ExperimentsFile | None,
     effect: Effect,
     trends: list[Trend] | None = None,
+    points: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The whole report.md."""
     results = [r for g in groups for r in g.runs]
@@ -218,5 +221,6 @@ def report_text(
     ]
     body = _question(groups, experiments) + _verdicts(groups, comparisons, effect) + _grid(trends or [])
     body += _figures(files, report)
-    tail = _collapsed(results) + _weak_seeds(groups) + _progress(scan, missing) + _provenance(results, store_uri)
+    tail = _collapsed(results) + _weak_seeds(groups) + _progress(scan, missing, points or {})
+    tail += _provenance(results, store_uri)
     return "\n".join(head + body + tail)

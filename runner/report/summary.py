@@ -5,10 +5,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
-from runner.layout import REPORT_FILE, SUMMARY_FILE, TENSORBOARD_DIR
+from runner.layout import REPORT_FILE, SUMMARY_FILE, TENSORBOARD_DIR, point_tag
 from runner.report.files import check_outputs, output_paths, write_output
 from runner.report.forest import plot_forest
 from runner.report.grid import GRID_COLUMNS, Trend, find_grids, format_trends, grid_rows, plot_grids, trends
@@ -17,7 +18,7 @@ from runner.report.markdown import report_text
 from runner.report.plots import plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import WEAK_SEED_FACTOR, Group, group_runs, metric_keys
-from runner.report.sweep import asked_runs, load_config, missing_grid, missing_runs
+from runner.report.sweep import asked_points, asked_runs, load_config, missing_grid, missing_runs
 from runner.report.table import (
     csv_text,
     format_table,
@@ -44,7 +45,9 @@ class SummaryReport:
     trends: list[Trend]
 
 
-def _print_progress(scan: StoreScan, asked: list[str] | None, log: Callable[[str], None]) -> None:
+def _print_progress(
+    scan: StoreScan, asked: list[str] | None, points: dict[str, dict[str, Any]], log: Callable[[str], None]
+) -> None:
     if scan.running:
         log(f"running ({len(scan.running)}): checkpoints or a config but no result.json")
         log("\n".join(f"  {run_id:<28} {state}" for run_id, state in scan.running.items()))
@@ -53,7 +56,7 @@ def _print_progress(scan: StoreScan, asked: list[str] | None, log: Callable[[str
     missing = missing_runs(asked, scan)
     if missing:
         log(f"missing ({len(missing)} of the {len(asked)} runs the sweeps asked for):")
-        log("\n".join(missing_grid(missing)))
+        log("\n".join(missing_grid(missing, points)))
     else:
         log(f"missing: none of the {len(asked)} runs the sweeps asked for")
 
@@ -122,6 +125,7 @@ def _summarize(
     metrics = metric_keys(scan.results)
     comparisons = compare_groups(groups, metrics, effect)
     missing = asked and missing_runs(asked, scan)
+    points = asked_points(store) | {point_tag(r.point): r.point for r in scan.results if r.point}
     grids = find_grids(scan.results, experiments)
     summary = SummaryReport(scan, groups, missing, {}, [], comparisons, trends(grids, metrics))
     if groups:
@@ -133,7 +137,7 @@ def _summarize(
         if weak := [f"{r.run_id} ({ratio:.1f} x)" for g in groups for r, ratio in g.weak_seeds()]:
             log(f"weak seeds (FID above {WEAK_SEED_FACTOR:g} x the arm's median): {', '.join(weak)}")
         log(f"device: {'; '.join(sorted({r.device for g in groups for r in g.runs}))}")
-    _print_progress(scan, asked, log)
+    _print_progress(scan, asked, points, log)
     if not groups:
         log("no finished runs yet: nothing written")
         return summary
@@ -163,6 +167,7 @@ def _summarize(
         experiments,
         effect,
         summary.trends,
+        points,
     )
     write_output(files["report"], text.encode())
     summary.files["report"] = files["report"]

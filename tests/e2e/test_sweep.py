@@ -14,6 +14,7 @@ import pytest
 from runner.config import ExperimentsFile, parse_overrides
 from runner.errors import EXIT_PREEMPTED
 from runner.launch.plan import plan_runs
+from runner.layout import point_tag
 from runner.store import RunStore, open_store
 from runner.sweep import finished_runs
 from tests.support import ROOT, SMALL
@@ -139,6 +140,10 @@ def test_a_grid_sweep_writes_a_run_per_point_and_seed_and_local_names_the_same_r
         json.loads((tmp_path / "store" / r / "result.json").read_text())["point"].get("energy.beta") for r in written
     }
     assert betas == {None, 0.1}  # 0.01 is baseline's own value: not part of that run's point
+    recorded = json.loads((tmp_path / "store" / "sweep.json").read_text())["points"]
+    for r in written:  # summarize names a missing run by its point's settings, recorded under the run id's tag
+        point = json.loads((tmp_path / "store" / r / "result.json").read_text())["point"]
+        assert recorded[point_tag(point)] == point and r.split("-")[-2] == point_tag(point)
     results = {r: (tmp_path / "store" / r / "result.json").stat().st_mtime_ns for r in written}
     again = run_cli("sweep", *GRID, "--store", store, "--set", SMALL)
     assert again.returncode == 0, again.stderr

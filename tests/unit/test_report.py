@@ -9,11 +9,11 @@ import pytest
 from matplotlib.image import imread
 
 from runner.errors import UserError
-from runner.layout import TENSORBOARD_DIR
+from runner.layout import TENSORBOARD_DIR, point_tag
 from runner.report.scan import read_result
 from runner.report.stats import welch_interval
 from runner.report.summary import summarize
-from runner.report.sweep import asked_runs, missing_grid, record_sweep, seed_ranges
+from runner.report.sweep import asked_points, asked_runs, missing_grid, record_sweep, seed_ranges
 from runner.store import RunStore, open_store
 from tests.support.results import (
     CONFIG,
@@ -239,6 +239,30 @@ def test_the_sweep_record_keeps_every_asked_run_and_reads_only_run_ids(tmp_path)
     assert asked_runs(store) == ["baseline-tiny-s2"]
     store.write("sweep.json", b"[1, 2")
     assert asked_runs(store) is None
+
+
+def test_the_sweep_record_keeps_each_points_settings_and_only_under_its_own_tag(tmp_path):
+    """Missing grid runs are named by their settings; a recorded point whose tag is not its hash is data to drop."""
+    store = open_store(str(tmp_path / "runs"))
+    beta = {"energy.beta": 0.1}
+    tag = point_tag(beta)
+    record_sweep(store, [f"baseline-tiny-{tag}-s0"], [beta, {}])
+    record_sweep(store, ["baseline-tiny-s0"], [{"energy.beta": 1.0}])
+    assert asked_points(store) == {tag: beta, point_tag({"energy.beta": 1.0}): {"energy.beta": 1.0}}
+    record = json.loads(store.read("sweep.json"))
+    record["points"]["g00000000"] = {"energy.beta": 3.0}  # a tag that is not this point's hash
+    record["points"][point_tag({"energy.beta": 1.0})] = {"energy.beta": 2.0}  # settings swapped under a known tag
+    store.write("sweep.json", json.dumps(record).encode())
+    assert asked_points(store) == {tag: beta}
+    lines = missing_grid(
+        [f"no_norm_split-tiny-{tag}-s1", f"no_norm_split-tiny-smoke-{tag}-s0", "baseline-tiny-gabcdef12-s2"],
+        asked_points(store),
+    )
+    assert [line.split() for line in lines] == [
+        ["no_norm_split", "tiny", "@", "energy.beta=0.1", "seeds", "1"],
+        ["no_norm_split", "tiny-smoke", "@", "energy.beta=0.1", "seeds", "0"],
+        ["baseline", "tiny-gabcdef12", "seeds", "2"],
+    ]
 
 
 @pytest.mark.parametrize(
