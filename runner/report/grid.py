@@ -28,7 +28,7 @@ from runner.config.overrides import flatten
 from runner.report.files import write_output
 from runner.report.stats import BASELINE, MetricKey
 from runner.report.verdicts import ALPHA, is_saturated
-from runner.result import RunResult
+from runner.result import COLLAPSE_FRACTION, COLLAPSE_RULE, RunResult
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,20 @@ def format_trends(found: list[Trend]) -> str:
     return "\n".join(lines)
 
 
+def fid_axis(ax: Any, grid: Grid) -> None:
+    """FID on a log scale when it spans a factor of 10 (a collapse beside a learned run), with the collapse line
+    (COLLAPSE_FRACTION x the runs' median fid_init) where the runs have fid_init."""
+    fids = [r.fid for members in grid.runs.values() for _, r in members if r.fid is not None and r.fid > 0]
+    if fids and max(fids) / min(fids) >= 10:
+        ax.set_yscale("log")
+    else:
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    inits = [r.fid_init for members in grid.runs.values() for _, r in members if r.fid_init is not None]
+    if inits:
+        line = COLLAPSE_FRACTION * float(np.median(inits))
+        ax.axhline(line, color="0.5", linestyle=":", linewidth=1, label=f"collapse ({COLLAPSE_RULE})")
+
+
 def plot_grids(grids: list[Grid], metrics: list[MetricKey], path: Path) -> bool:
     """summary_grid.png: per grid, one panel per metric that varies: each arm's mean ± std against the axis, its
     seeds as dots (x on a log scale where the values span a factor of 10). False when there is no grid."""
@@ -236,7 +250,7 @@ def plot_grids(grids: list[Grid], metrics: list[MetricKey], path: Path) -> bool:
         if _scale(grid.values) == "log10":
             ax.set_xscale("log")
         if key.ood_set is None:
-            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+            fid_axis(ax, grid)
         else:
             ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(grid.axis, fontsize=8)

@@ -8,7 +8,7 @@ import pytest
 
 from runner.config import ExperimentsFile
 from runner.layout import point_tag, run_id
-from runner.report.grid import find_grids, trend, trends
+from runner.report.grid import fid_axis, find_grids, trend, trends
 from runner.report.stats import FID, MetricKey, group_runs, metric_keys
 from runner.report.summary import summarize
 from runner.report.verdicts import compare_groups, parse_effect
@@ -116,3 +116,20 @@ def test_summarize_writes_the_grid_table_plot_and_report_section(tmp_path):
     assert "## Along the grid" in report and "summary_grid.png" in report
     assert any(line.startswith("interaction with the grid axis") for line in "\n".join(lines).splitlines())
     assert json.loads(store.read(f"{made_up()[3].run_id}/result.json"))["point"] == {"energy.beta": 0.1}
+
+
+@pytest.mark.parametrize(("collapsed_fid", "scale"), [(2000.0, "log"), (None, "linear")])
+def test_the_grid_plots_fid_on_a_log_scale_when_a_collapse_sits_beside_learned_runs(collapsed_fid, scale):
+    """70 beside 2000 would flatten the learned runs on a linear axis; the collapse line is 0.5 x median fid_init."""
+    from matplotlib.figure import Figure
+
+    results = made_up()
+    if collapsed_fid is not None:
+        results[-1] = RunResult(**(results[-1].__dict__ | {"fid": collapsed_fid}))
+    inits = [r.fid_init for r in results]
+    (grid,) = find_grids(results, ROOT_CONFIG)
+    ax = Figure().subplots()
+    fid_axis(ax, grid)
+    assert ax.get_yscale() == scale
+    (line,) = ax.lines
+    assert list(line.get_ydata()) == [0.5 * float(np.median(inits))] * 2
