@@ -10,8 +10,6 @@ saves; the spread over evaluation seeds says how much of a FID is the evaluation
 config.json as `python -m runner evaluate` does; writes nothing.
 """
 
-import hashlib
-import json
 import sys
 
 import torch
@@ -22,20 +20,8 @@ from runner.config import ExperimentsFile
 from runner.data import load_dataset, ood_sets
 from runner.evaluate import evaluate
 from runner.inputs import fid_weights
-from runner.layout import LATEST
 from runner.store import RunStore, open_store
 from runner.stored_run import stored_config
-
-
-def kept_checkpoints(run: RunStore) -> list[tuple[int, bytes]]:
-    """(step, payload) of every checkpoint LATEST names whose sha256 verifies, oldest first."""
-    pointer = json.loads(run.store.read(run.key(LATEST)))
-    found = []
-    for entry in [pointer, *pointer.get("history", [])]:
-        payload = run.store.read(entry["key"])
-        if hashlib.sha256(payload).hexdigest() == entry["sha256"]:
-            found.append((int(entry["step"]), payload))
-    return sorted(found, key=lambda item: item[0])
 
 
 def fid_of(engine, data, ood, weights, seed: int) -> float:
@@ -52,7 +38,7 @@ def report(store_uri: str, run_id: str, eval_seeds: int) -> None:
     weights = fid_weights(cfg, print)
     engine = training_engine(cfg, data, torch.device("cpu"))
     steps = []
-    for step, payload in kept_checkpoints(run):
+    for step, payload in run.kept_checkpoints():
         restore(engine, payload)
         steps.append(f"step {step}: {fid_of(engine, data, ood, weights, cfg.seed):.1f}")
     others = [f"{fid_of(engine, data, ood, weights, cfg.seed + 1000 * k):.1f}" for k in range(1, eval_seeds)]

@@ -195,6 +195,20 @@ class RunStore:
             log(f"checkpoint {entry['key']} {problem}; {fallback}")
         raise CheckpointError(f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check")
 
+    def kept_checkpoints(self) -> list[tuple[int, bytes]]:
+        """(step, payload) of every checkpoint LATEST names that is present and verifies, oldest first (for
+        diagnosis scripts: how a run moved between saves); [] without LATEST, CheckpointError if it is
+        unreadable."""
+        kept = []
+        for entry in reversed(self._read_latest()):
+            try:
+                payload = self.store.read(entry["key"])
+            except KeyError:
+                continue
+            if sha256(payload) == entry["sha256"]:
+                kept.append((entry["step"], payload))
+        return kept
+
     def loaded_step(self) -> int | None:
         """The step LATEST gives for the checkpoint load_checkpoint returned (None before one was loaded)."""
         return self._chain[0]["step"] if self._seen and self._chain else None

@@ -289,6 +289,20 @@ def test_corrupted_latest_checkpoint_falls_back(backend):
     assert keys[30] not in raw.checkpoints()
 
 
+def test_kept_checkpoints_are_the_verified_ones_latest_names_oldest_first(backend):
+    store, raw = backend
+    run = RunStore(store, RUN, keep=3)
+    assert run.kept_checkpoints() == []
+    keys = {step: run.save_checkpoint(step, payload(step)) for step in (10, 20, 30, 40)}
+    assert RunStore(store, RUN).kept_checkpoints() == [(step, payload(step)) for step in (20, 30, 40)]
+    raw.put(keys[30], flip_bytes(payload(30)))
+    raw.delete(keys[20])
+    assert RunStore(store, RUN).kept_checkpoints() == [(40, payload(40))]
+    raw.put(f"{RUN}/{LATEST}", json.dumps({"key": "elsewhere/ckpt/step-00000040-0.pt"}).encode())
+    with pytest.raises(CheckpointError, match="unreadable"):
+        RunStore(store, RUN).kept_checkpoints()
+
+
 def test_missing_latest_checkpoint_falls_back(backend):
     store, raw = backend
     run = RunStore(store, RUN)
