@@ -119,6 +119,7 @@ def plant_checkpoint(store: Path, payload: bytes) -> None:
 
 
 @pytest.mark.parametrize("kind", ["pickle", "torch"])
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the crafted file's protocol, expected
 def test_crafted_pickle_inside_a_checkpoint(workdir, tmp_path, capsys, kind):
     marker = tmp_path / "marker"
     plant_checkpoint(workdir / "runs", crafted(marker, kind))
