@@ -9,7 +9,8 @@ values:
 - the interaction: ordinary least squares of the metric on arm, x and arm x x (statsmodels), where x is log10 of
   the axis value when the values are positive and span at least a factor of 10, else the value itself. Its
   coefficient is the change of (arm - baseline) per unit of x (per decade of the axis), with a 95% interval and a
-  p-value; the p-values are Holm-adjusted over the profile's trends (every arm x metric), as the verdicts are.
+  p-value from heteroscedasticity-consistent (HC3) standard errors and Student's t with n - 4 degrees of freedom;
+  the p-values are Holm-adjusted over the profile's trends (every arm x metric), as the verdicts are.
 """
 
 import io
@@ -118,7 +119,9 @@ def trend(grid: Grid, experiment: str, key: MetricKey) -> Trend | None:
         return None
     scale = _scale(shared)
     data = {"arm": [a for a, _, _ in rows], "x": _x(np.array([x for _, x, _ in rows]), scale), "y": values}
-    fit = smf.ols("y ~ arm * x", data=pd.DataFrame(data)).fit()
+    # HC3 standard errors: the cells' spreads differ by orders of magnitude (a collapsed arm beside a learned one),
+    # so the interval does not pool them, as Welch's test does not for the per-point comparisons
+    fit = smf.ols("y ~ arm * x", data=pd.DataFrame(data)).fit(cov_type="HC3", use_t=True)
     low, high = fit.conf_int(alpha=ALPHA).loc["arm:x"]
     means = {
         (arm, x): float(np.mean([v for a, xx, v in rows if a == arm and xx == x])) for arm in (0.0, 1.0) for x in shared

@@ -107,7 +107,8 @@ def _grid(found: list[Trend]) -> list[str]:
         "",
         "Each arm's difference to the baseline at each value of the axis, and the interaction: the change of that "
         "difference per unit of x (x = log10 of the axis where its values span a factor of 10), by least squares "
-        "of the metric on arm, x and arm x x, with its 95% interval; p Holm-adjusted over the profile's trends.",
+        "of the metric on arm, x and arm x x, with its 95% interval from HC3 (heteroscedasticity-consistent) "
+        "standard errors; p Holm-adjusted over the profile's trends.",
         "",
         "| profile | arm | metric | axis values | arm - baseline | interaction [95% CI] | p (Holm) |",
         "| --- | --- | --- | --- | --- | --- | --- |",

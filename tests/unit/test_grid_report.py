@@ -56,7 +56,7 @@ def test_each_point_is_compared_with_the_baseline_at_the_same_point():
     assert by_point["tiny"] == pytest.approx(0, abs=10)
 
 
-def test_the_interaction_is_the_least_squares_solution_numpy_gives():
+def test_the_interaction_is_the_least_squares_solution_numpy_gives_with_hc3_errors():
     results = made_up()
     (grid,) = find_grids(results, ROOT_CONFIG)
     assert grid.axis == "energy.beta" and grid.values == list(BETAS)
@@ -68,9 +68,13 @@ def test_the_interaction_is_the_least_squares_solution_numpy_gives():
     ]
     design = np.array([[1.0, a, x, a * x] for a, x, _ in rows])
     y = np.array([v for *_, v in rows])
-    coef, residual, *_ = np.linalg.lstsq(design, y, rcond=None)
-    sigma2 = residual[0] / (len(y) - 4)
-    se = np.sqrt(sigma2 * np.linalg.inv(design.T @ design)[3, 3])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    # HC3 (MacKinnon and White 1985): (X'X)^-1 X' diag(e_i^2 / (1 - h_i)^2) X (X'X)^-1, h the hat matrix's diagonal
+    bread = np.linalg.inv(design.T @ design)
+    leverage = np.einsum("ij,jk,ik->i", design, bread, design)
+    errors = y - design @ coef
+    meat = design.T @ (design * (errors**2 / (1 - leverage) ** 2)[:, None])
+    se = np.sqrt((bread @ meat @ bread)[3, 3])
     from scipy import stats
 
     half = stats.t.ppf(0.975, len(y) - 4) * se
