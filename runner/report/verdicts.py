@@ -110,6 +110,16 @@ def minimum_detectable_difference(n: int, n_baseline: int, spread: float) -> flo
     return float(d) * spread
 
 
+def _power(d: float, n: int) -> float:
+    """Power of the two-sided two-sample t-test at ALPHA with n seeds per group. For a large d scipy's noncentral
+    t returns nan for the far lower tail (below 1e-15 there); the upper tail alone is then the power."""
+    analysis = TTestIndPower()
+    power = analysis.power(effect_size=d, nobs1=n, alpha=ALPHA, ratio=1.0)
+    if math.isfinite(power):
+        return float(power)
+    return float(analysis.power(effect_size=d, nobs1=n, alpha=ALPHA / 2, ratio=1.0, alternative="larger"))
+
+
 def seeds_for(effect: float, spread: float) -> int:
     """Seeds per group (equal groups) for which a two-sided t-test at ALPHA detects `effect` with POWER."""
     if spread == 0:
@@ -117,10 +127,11 @@ def seeds_for(effect: float, spread: float) -> int:
     d = effect / spread
     if d < 1e-3:
         return MAX_SEEDS
-    analysis = TTestIndPower()
-    if analysis.power(effect_size=d, nobs1=2, alpha=ALPHA, ratio=1.0) >= POWER:
+    if _power(d, 2) >= POWER:
         return 2  # the solver finds no root below two seeds (it returns nan for a large d)
-    n = analysis.solve_power(effect_size=d, nobs1=None, alpha=ALPHA, power=POWER, ratio=1.0)
+    n = TTestIndPower().solve_power(effect_size=d, nobs1=None, alpha=ALPHA, power=POWER, ratio=1.0)
+    if not math.isfinite(n):  # the solver met the lower tail's nan on its way: the smallest n by search
+        n = next((k for k in range(3, MAX_SEEDS) if _power(d, k) >= POWER), MAX_SEEDS)
     return int(min(MAX_SEEDS, max(2, math.ceil(float(n)))))
 
 

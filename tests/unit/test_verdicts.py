@@ -169,14 +169,24 @@ def test_a_bad_effect_or_report_name_is_a_user_error(tmp_path):
         summarize(str(tmp_path), None, "", report="x.txt")
 
 
-@pytest.mark.parametrize("d", [6.0, 10.0, 1e3, 1e6])
+@pytest.mark.parametrize("d", [6.0, 10.0, 20.0, 20.0286, 1e3, 1e6])
 def test_an_effect_larger_than_two_seeds_need_asks_for_two(d):
     """statsmodels' solver finds no root below two seeds and returns nan for a large d (seen with a tiny spread);
-    two seeds already have more than 80% power there (scipy's noncentral t, df 2)."""
+    two seeds already have more than 80% power there (scipy's noncentral t, df 2: its upper tail alone, since
+    the lower tail is nan at d = 20, as in the beta grid study: an AUROC effect of 0.02 against a spread of 0.001)."""
     t_crit = stats.t.ppf(0.975, 2)
     noncentral = d * math.sqrt(2 / 2)
-    assert stats.nct.sf(t_crit, 2, noncentral) + stats.nct.cdf(-t_crit, 2, noncentral) >= 0.8
+    assert stats.nct.sf(t_crit, 2, noncentral) >= 0.8
     assert seeds_for(effect=d, spread=1.0) == 2
+
+
+@pytest.mark.parametrize(("d", "expected"), [(2.0, 6), (3.0, 4), (4.0, 3)])
+def test_seeds_needed_is_the_smallest_n_whose_power_reaches_80_percent(d, expected):
+    """By scipy's noncentral t: n - 1 seeds fall short of 0.8, n reach it."""
+    t_crit = lambda n: stats.t.ppf(0.975, 2 * n - 2)  # noqa: E731
+    power = lambda n: stats.nct.sf(t_crit(n), 2 * n - 2, d * math.sqrt(n / 2))  # noqa: E731
+    assert power(expected - 1) < 0.8 <= power(expected)
+    assert seeds_for(effect=d, spread=1.0) == expected
 
 
 def test_an_effect_two_seeds_cannot_detect_asks_for_three():
@@ -218,3 +228,10 @@ def test_an_arm_without_a_metric_has_no_row_in_the_verdict_table():
     rows = format_verdicts(comparisons).splitlines()[1:3]
     assert [row.split()[2] for row in rows] == ["fid", "auroc_interpolation_marginal"]
     assert "auroc_interpolation_joint" not in format_verdicts(comparisons)
+
+
+def test_when_the_solver_returns_nan_the_search_gives_the_solvers_answer(monkeypatch):
+    """The fallback (an integer search over the same power) agrees with the solver where the solver works."""
+    expected = {d: seeds_for(effect=d, spread=1.0) for d in (0.5, 1.0, 2.5)}
+    monkeypatch.setattr(TTestIndPower, "solve_power", lambda self, **kwargs: float("nan"))
+    assert {d: seeds_for(effect=d, spread=1.0) for d in expected} == expected == {0.5: 64, 1.0: 17, 2.5: 4}
