@@ -1,5 +1,6 @@
 """Statistics over seeds: metric keys, per-metric n/mean/std, grouping runs, differences from the baseline."""
 
+import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -128,13 +129,26 @@ def profile_label(r: RunResult) -> str:
     return f"{label} @ {point_label(r.point)}" if r.point else label
 
 
+def _point_order(r: RunResult) -> tuple:
+    """Profile, smoke runs after real ones, then the point by its settings, numbers in numeric order (beta 2
+    before 10), a run without a point first."""
+    settings = tuple(
+        (key, (0, value, "") if isinstance(value, int | float) else (1, 0, json.dumps(value)))
+        for key, value in sorted(r.point.items())
+    )
+    return r.profile, r.smoke, settings
+
+
 def group_runs(results: Iterable[RunResult], order: list[str] | None = None) -> list[Group]:
-    """Groups by profile (alphabetical), then experiment (baseline, then `order`, then alphabetical)."""
+    """Groups by profile (alphabetical; a grid's points in the order of their settings), then experiment
+    (baseline, then `order`, then alphabetical)."""
     groups: dict[tuple[str, str], list[RunResult]] = {}
+    position: dict[str, tuple] = {}
     for r in results:
         groups.setdefault((r.experiment, profile_label(r)), []).append(r)
+        position[profile_label(r)] = _point_order(r)
     rank = _experiment_rank(order or [])
-    keys = sorted(groups, key=lambda k: (k[1], rank(k[0])))
+    keys = sorted(groups, key=lambda k: (position[k[1]], rank(k[0])))
     return [Group(exp, profile, sorted(groups[exp, profile], key=lambda r: r.seed)) for exp, profile in keys]
 
 

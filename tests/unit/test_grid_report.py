@@ -137,3 +137,21 @@ def test_the_grid_plots_fid_on_a_log_scale_when_a_collapse_sits_beside_learned_r
     assert ax.get_yscale() == scale
     (line,) = ax.lines
     assert list(line.get_ydata()) == [0.5 * float(np.median(inits))] * 2
+
+
+def test_a_grids_points_are_listed_in_the_order_of_their_values_not_their_text():
+    """'energy.beta=10.0' sorts before '2.0' as text; the table lists the plain runs, then 0.5, 2, 10."""
+    results = [grid_result(name, beta, 0, 70.0, 0.7) for name in ("no_norm_split", "baseline") for beta in (10.0, 0.5)]
+    results += [grid_result("baseline", beta, 0, 70.0, 0.7) for beta in (2.0, 0.01)]
+    smoke = grid_result("baseline", 0.01, 1, 70.0, 0.7).__dict__ | {"smoke": True, "run_id": "baseline-tiny-smoke-s1"}
+    results += [RunResult(**smoke)]
+    labels = [(g.profile, g.experiment) for g in group_runs(results)]
+    assert labels == [
+        ("tiny", "baseline"),
+        ("tiny @ energy.beta=0.5", "baseline"),
+        ("tiny @ energy.beta=0.5", "no_norm_split"),
+        ("tiny @ energy.beta=2.0", "baseline"),
+        ("tiny @ energy.beta=10.0", "baseline"),
+        ("tiny @ energy.beta=10.0", "no_norm_split"),
+        ("tiny-smoke", "baseline"),
+    ]
