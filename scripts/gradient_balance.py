@@ -43,11 +43,14 @@ def balance(engine) -> dict[str, float]:
     with torch.no_grad():
         z = model.latent_of_own_view(x) if model.crl is not None else torch.zeros(len(x), model.cfg.crl.latent_dim)
     params = [p for p in model.ebm.parameters() if p.requires_grad]
-    grads = {}
-    for name, beta in (("contrast", 0.0), ("full", model.energy.beta)):
-        f, u = model.ebm(torch.cat([x, samples]))
-        grads[name] = torch.cat([g.flatten() for g in torch.autograd.grad(loss_at(model, f, u, z, beta), params)])
-    contrast, latent = grads["contrast"], grads["full"] - grads["contrast"]
+    f, u = model.ebm(torch.cat([x, samples]))  # one forward: a second would move the spectral norm's estimate
+
+    def gradient(beta: float) -> torch.Tensor:
+        loss = loss_at(model, f, u, z, beta)
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, retain_graph=True)])
+
+    contrast = gradient(0.0)
+    latent = gradient(model.energy.beta) - contrast
     cosine = torch.nn.functional.cosine_similarity(contrast, latent, dim=0).item() if latent.norm() > 0 else 0.0
     return {"contrast": contrast.norm().item(), "latent": latent.norm().item(), "cosine": cosine}
 

@@ -145,8 +145,9 @@ def group_runs(results: Iterable[RunResult], order: list[str] | None = None) -> 
     groups: dict[tuple[str, str], list[RunResult]] = {}
     position: dict[str, tuple] = {}
     for r in results:
-        groups.setdefault((r.experiment, profile_label(r)), []).append(r)
-        position[profile_label(r)] = _point_order(r)
+        label = profile_label(r)
+        groups.setdefault((r.experiment, label), []).append(r)
+        position[label] = _point_order(r)
     rank = _experiment_rank(order or [])
     keys = sorted(groups, key=lambda k: (position[k[1]], rank(k[0])))
     return [Group(exp, profile, sorted(groups[exp, profile], key=lambda r: r.seed)) for exp, profile in keys]

@@ -18,7 +18,7 @@ from runner.report.markdown import report_text
 from runner.report.plots import plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import WEAK_SEED_FACTOR, Group, group_runs, metric_keys
-from runner.report.sweep import asked_points, asked_runs, load_config, missing_grid, missing_runs
+from runner.report.sweep import load_config, missing_grid, missing_runs, read_sweep_record
 from runner.report.table import (
     csv_text,
     format_table,
@@ -119,13 +119,14 @@ def _summarize(
     if not scan.results and not scan.running:
         skipped = f" ({len(scan.skipped)} unreadable result.json skipped)" if scan.skipped else ""
         raise UserError(f"store {store.uri}: no finished or running runs to summarize{skipped}")
-    asked = asked_runs(store)
+    record = read_sweep_record(store)
+    asked = record.asked
     order = list(experiments.experiments) if experiments else []
     groups = group_runs(scan.results, order)
     metrics = metric_keys(scan.results)
     comparisons = compare_groups(groups, metrics, effect)
     missing = asked and missing_runs(asked, scan)
-    points = asked_points(store) | {point_tag(r.point): r.point for r in scan.results if r.point}
+    points = record.points | {point_tag(r.point): r.point for r in scan.results if r.point}
     grids = find_grids(scan.results, experiments)
     summary = SummaryReport(scan, groups, missing, {}, [], comparisons, trends(grids, metrics))
     if groups:

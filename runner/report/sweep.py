@@ -9,6 +9,7 @@ runs. The record is data: a run id is taken only when it is one, a point only wh
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +26,49 @@ def load_config(config: str) -> ExperimentsFile | None:
     return ExperimentsFile(config)
 
 
-def _record(store: Store) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SweepRecord:
+    """What sweep.json says, read once: the asked run ids (None when no sweep recorded any, or the record is
+    unreadable) and the grid points by tag. It is data: only well-formed run ids are taken, and a point only
+    under its own hash."""
+
+    asked: list[str] | None
+    points: dict[str, dict[str, Any]]
+
+
+def read_sweep_record(store: Store) -> SweepRecord:
     try:
         record = json.loads(store.read(SWEEP_FILE))
     except (KeyError, ValueError, UnicodeDecodeError):
-        return {}
-    return record if isinstance(record, dict) else {}
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    asked, points = record.get("asked"), record.get("points")
+    return SweepRecord(
+        sorted({run_id for run_id in asked if isinstance(run_id, str) and parse_run_id(run_id)})
+        if isinstance(asked, list)
+        else None,
+        {tag: point for tag, point in points.items() if isinstance(point, dict) and point_tag(point) == tag}
+        if isinstance(points, dict)
+        else {},
+    )
 
 
 def asked_runs(store: Store) -> list[str] | None:
-    """The run ids sweeps asked this store for, or None when no sweep recorded any (or the record is unreadable:
-    it is data, and only well-formed run ids are taken from it)."""
-    asked = _record(store).get("asked")
-    if not isinstance(asked, list):
-        return None
-    return sorted({run_id for run_id in asked if isinstance(run_id, str) and parse_run_id(run_id)})
+    """The run ids sweeps asked this store for, or None when no sweep recorded any."""
+    return read_sweep_record(store).asked
 
 
 def asked_points(store: Store) -> dict[str, dict[str, Any]]:
     """The recorded grid points by tag; an entry whose tag is not the hash of its settings is ignored."""
-    points = _record(store).get("points")
-    if not isinstance(points, dict):
-        return {}
-    return {tag: point for tag, point in points.items() if isinstance(point, dict) and point_tag(point) == tag}
+    return read_sweep_record(store).points
 
 
 def record_sweep(store: Store, run_ids: Iterable[str], points: Iterable[dict[str, Any]] = ()) -> None:
     """Add a sweep's run ids and its points' settings to the store's sweep.json (nothing recorded before is
     dropped)."""
-    asked = set(asked_runs(store) or []) | set(run_ids)
-    known = asked_points(store) | {point_tag(point): point for point in points if point}
+    before = read_sweep_record(store)
+    asked = set(before.asked or []) | set(run_ids)
+    known = before.points | {point_tag(point): point for point in points if point}
     record = {"asked": sorted(asked), "points": dict(sorted(known.items()))}
     store.write(SWEEP_FILE, (json.dumps(record, indent=1) + "\n").encode())
 

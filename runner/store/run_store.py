@@ -182,15 +182,10 @@ class RunStore:
                 log(f"{self.key(LATEST)} is absent: ignoring {len(orphans)} uncommitted checkpoint object(s)")
             return None
         for i, entry in enumerate(chain):
-            try:
-                payload = self.store.read(entry["key"])
-            except KeyError:
-                problem = "is missing"
-            else:
-                if sha256(payload) == entry["sha256"]:
-                    self._chain = chain[i:]
-                    return payload
-                problem = "fails its sha256 check"
+            payload, problem = self._verified(entry)
+            if payload is not None:
+                self._chain = chain[i:]
+                return payload
             fallback = f"falling back to {chain[i + 1]['key']}" if i + 1 < len(chain) else "no older checkpoint left"
             log(f"checkpoint {entry['key']} {problem}; {fallback}")
         raise CheckpointError(f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check")
@@ -199,15 +194,16 @@ class RunStore:
         """(step, payload) of every checkpoint LATEST names that is present and verifies, oldest first (for
         diagnosis scripts: how a run moved between saves); [] without LATEST, CheckpointError if it is
         unreadable."""
-        kept = []
-        for entry in reversed(self._read_latest()):
-            try:
-                payload = self.store.read(entry["key"])
-            except KeyError:
-                continue
-            if sha256(payload) == entry["sha256"]:
-                kept.append((entry["step"], payload))
-        return kept
+        verified = [(entry["step"], self._verified(entry)[0]) for entry in reversed(self._read_latest())]
+        return [(step, payload) for step, payload in verified if payload is not None]
+
+    def _verified(self, entry: dict[str, Any]) -> tuple[bytes | None, str]:
+        """(the payload LATEST's entry names, '') when present and its sha256 matches, else (None, the problem)."""
+        try:
+            payload = self.store.read(entry["key"])
+        except KeyError:
+            return None, "is missing"
+        return (payload, "") if sha256(payload) == entry["sha256"] else (None, "fails its sha256 check")
 
     def loaded_step(self) -> int | None:
         """The step LATEST gives for the checkpoint load_checkpoint returned (None before one was loaded)."""
