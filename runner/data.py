@@ -32,13 +32,16 @@ REFERENCE_STATISTICS = {
 
 @dataclass(frozen=True)
 class ImageData:
-    """A dataset's train and test splits (uint8, N x 3 x H x W) and the train split's channel statistics."""
+    """A dataset's train and test splits (uint8, N x 3 x H x W), the train split's channel statistics, and the
+    class labels of both splits (int64, N) where the dataset has them (the encoder's linear probe reads them)."""
 
     name: str
     train: torch.Tensor
     test: torch.Tensor
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
 
     @property
     def image_size(self) -> int:
@@ -80,9 +83,11 @@ def load_digits(image_size: int = 16) -> ImageData:
         random_state=DIGITS_SPLIT_SEED,
         stratify=digits.target,
     )
-    train, test = images[np.sort(train_idx)], images[np.sort(test_idx)]
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    train, test = images[train_idx], images[test_idx]
     mean, std = _channel_stats(train)
-    return ImageData("digits", train, test, mean, std)
+    labels = torch.from_numpy(digits.target).long()
+    return ImageData("digits", train, test, mean, std, labels[train_idx], labels[test_idx])
 
 
 TORCHVISION_SETS = ("cifar10", "cifar100", "svhn")
@@ -104,18 +109,27 @@ def check_data_sources(names: list[str], root: str | None) -> None:
 
 
 def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -> torch.Tensor:
+    return _torchvision_set_with_labels(name, root, download, train)[0]
+
+
+def _torchvision_set_with_labels(
+    name: str, root: str | None, download: bool, train: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torchvision dataset's images (uint8 N x 3 x H x W) and labels (int64 N)."""
     import torchvision.datasets as tvd
 
     if root is None:
         raise UserError(f"data: dataset '{name}' needs --data-root DIR (add --download to fetch it there)")
     try:
         if name == "cifar10":
-            data = tvd.CIFAR10(root, train=train, download=download).data
+            dataset = tvd.CIFAR10(root, train=train, download=download)
+            data, labels = dataset.data, dataset.targets
         elif name == "cifar100":
-            data = tvd.CIFAR100(root, train=train, download=download).data
+            dataset = tvd.CIFAR100(root, train=train, download=download)
+            data, labels = dataset.data, dataset.targets
         elif name == "svhn":
-            data = tvd.SVHN(root, split="train" if train else "test", download=download).data
-            return torch.from_numpy(data).contiguous()
+            dataset = tvd.SVHN(root, split="train" if train else "test", download=download)
+            return torch.from_numpy(dataset.data).contiguous(), torch.as_tensor(dataset.labels, dtype=torch.long)
         else:
             raise UserError(f"data: unknown dataset '{name}' (known: digits, cifar10, cifar100, svhn)")
     except RuntimeError as err:
@@ -123,7 +137,8 @@ def _torchvision_set(name: str, root: str | None, download: bool, train: bool) -
         raise UserError(f"data: {name} not found or corrupt under {root}{hint} ({err})") from None
     except (OSError, ValueError) as err:  # a data root that is a file, cannot be created, or a failed download
         raise UserError(f"data: {name} cannot be read or fetched under {root} ({type(err).__name__}: {err})") from None
-    return torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
+    images = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
+    return images, torch.as_tensor(labels, dtype=torch.long)
 
 
 def load_dataset(name: str, image_size: int, root: str | None = None, download: bool = False) -> ImageData:
@@ -131,10 +146,10 @@ def load_dataset(name: str, image_size: int, root: str | None = None, download: 
     check_data_sources([name], root)
     if name == "digits":
         return load_digits(image_size)
-    train = _resize(_torchvision_set(name, root, download, train=True), image_size)
-    test = _resize(_torchvision_set(name, root, download, train=False), image_size)
+    train, train_labels = _torchvision_set_with_labels(name, root, download, train=True)
+    test, test_labels = _torchvision_set_with_labels(name, root, download, train=False)
     mean, std = REFERENCE_STATISTICS[name]
-    return ImageData(name, train, test, mean, std)
+    return ImageData(name, _resize(train, image_size), _resize(test, image_size), mean, std, train_labels, test_labels)
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -7,9 +7,10 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
-from runner.clel.model import CLEL
+from runner.clel.model import CLEL, untrained_encoder
 from runner.data import ImageData, to_unit_float
 from runner.inputs import FidWeights
+from runner.metrics.encoder_health import chance_loss, encoder_health, pixel_probe
 from runner.metrics.fid import (
     FeaturesUnavailable,
     frechet_distance,
@@ -19,6 +20,7 @@ from runner.metrics.fid import (
 )
 from runner.metrics.ood import auroc
 from runner.progress import progress_bar
+from runner.result import EncoderHealth, is_encoder_collapsed
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Evaluation:
     fid_protocol: str
     auroc: dict[str, dict[str, float | None]]
     samples: torch.Tensor
+    encoder: EncoderHealth | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -70,6 +73,32 @@ def ood_scores(model: CLEL, images: torch.Tensor) -> dict[str, np.ndarray]:
 
         scores["joint"] = _batched(joint, images, batch, device)
     return scores
+
+
+def encoder_report(model: CLEL, data: ImageData) -> EncoderHealth | None:
+    """The EMA encoder's health beside the untrained encoder's (this method and seed) and the pixels' probe, the
+    method's loss over its last steps against chance, and the collapse flag; None without an encoder."""
+    if model.ema_crl is None:
+        return None
+    batch, device = model.cfg.eval.batch_size, model.buffer.device
+    trained = encoder_health(model.ema_crl, data, batch)
+    rng = torch.get_rng_state()
+    untrained = untrained_encoder(model.cfg, data.mean, data.std).to(device)
+    torch.set_rng_state(rng)
+    before = encoder_health(untrained, data, batch)
+    final, chance = model.final_crl_loss(), chance_loss(model.cfg)
+    return EncoderHealth(
+        probe_h=trained.probe_h,
+        probe_z=trained.probe_z,
+        mean_cos_z=trained.mean_cos_z,
+        untrained_probe_h=before.probe_h,
+        untrained_probe_z=before.probe_z,
+        untrained_mean_cos_z=before.mean_cos_z,
+        pixel_probe=pixel_probe(data),
+        final_loss=final,
+        chance_loss=chance,
+        collapsed=is_encoder_collapsed(trained.probe_z, before.probe_z, final, chance),
+    )
 
 
 def evaluate(
@@ -114,7 +143,11 @@ def evaluate(
                 kind: auroc(in_scores[kind], out_scores[kind]) if kind in in_scores else None
                 for kind in ("marginal", "joint")
             }
+    log(f"encoder health of {cfg.run_id}: linear probes on the {data.name} labels")
+    encoder = encoder_report(model, data)
     torch.set_rng_state(generator_state)
     if model.crl is None:
         notes.append("joint score n/a: no encoder (plain EBM)")
-    return Evaluation(fid, fid_init, features, protocol, results, samples[: ev.sample_grid].cpu(), notes)
+    elif encoder.probe_z is None:
+        notes.append(f"encoder probes n/a: {data.name} has no labels")
+    return Evaluation(fid, fid_init, features, protocol, results, samples[: ev.sample_grid].cpu(), encoder, notes)

@@ -14,8 +14,9 @@ from runner.store import RunStore
 
 
 def train(cfg: RunConfig, run: RunStore, engine: Engine, logs: RunLogs, wall_s: float, sigterm: Sigterm) -> float:
-    """Train from the engine's step to train.iterations; returns the training wall time (so far in total)."""
-    iterations, rt = cfg.train.iterations, cfg.runtime
+    """Train from the engine's step to the run's last (the encoder's pre-training steps, then train.iterations);
+    returns the training wall time (so far in total)."""
+    iterations, rt = cfg.total_steps, cfg.runtime
     bar = progress_bar(total=iterations, initial=engine.step, desc=cfg.run_id, disable=not rt.progress)
     sigterm.defer = True
     with bar:
@@ -24,12 +25,15 @@ def train(cfg: RunConfig, run: RunStore, engine: Engine, logs: RunLogs, wall_s: 
             metrics = engine.train_step()
             wall_s += time.perf_counter() - started
             step = engine.step
-            bar.set_postfix(
-                loss=f"{metrics.loss:.4g}",
-                e_data=f"{metrics.energy_data:.2e}",
-                e_samp=f"{metrics.energy_samples:.2e}",
-                refresh=False,
-            )
+            if metrics.energy_data is None:  # the encoder's pre-training: no EBM yet
+                bar.set_postfix(loss_crl=f"{metrics.loss_crl:.4g}", refresh=False)
+            else:
+                bar.set_postfix(
+                    loss=f"{metrics.loss:.4g}",
+                    e_data=f"{metrics.energy_data:.2e}",
+                    e_samp=f"{metrics.energy_samples:.2e}",
+                    refresh=False,
+                )
             if step < iterations:
                 bar.update()
             else:

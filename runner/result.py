@@ -27,6 +27,31 @@ def is_collapsed(fid: float | None, fid_init: float | None) -> bool | None:
     return fid > COLLAPSE_FRACTION * fid_init
 
 
+# The encoder collapsed when its linear probe on z is not above the untrained encoder's (the same method and seed,
+# before its first step), or when the method's loss over its last steps is at least this fraction of its chance
+# level (docs/ENCODERS.md). Flagged and counted, never dropped.
+ENCODER_CHANCE_FRACTION = 0.98
+ENCODER_COLLAPSE_RULE = (
+    f"probe on z <= the untrained encoder's, or loss over the last steps >= {ENCODER_CHANCE_FRACTION:g} x chance"
+)
+
+
+def is_encoder_collapsed(
+    probe_z: float | None, untrained_probe_z: float | None, final_loss: float | None, chance: float | None
+) -> bool | None:
+    """The encoder collapse rule (ENCODER_COLLAPSE_RULE); None when neither part can be judged."""
+    judged = []
+    if _finite(probe_z) and _finite(untrained_probe_z):
+        judged.append(probe_z <= untrained_probe_z)
+    if _finite(final_loss) and _finite(chance):
+        judged.append(final_loss >= ENCODER_CHANCE_FRACTION * chance)
+    return any(judged) if judged else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class Strict(BaseModel):
     """No unknown keys, no type coercion, immutable."""
 
@@ -38,6 +63,24 @@ class AurocScores(Strict):
 
     marginal: float | None
     joint: float | None
+
+
+class EncoderHealth(Strict):
+    """How well the run's EMA encoder learned (docs/ENCODERS.md): linear-probe accuracies on its features h and
+    latents z (test split; None without labels), the mean cosine between two images' z, the same for the
+    untrained encoder of this method and seed and the probe on raw pixels, the method's loss over its last steps
+    and its chance level (None where the method has none), and the collapse flag."""
+
+    probe_h: float | None
+    probe_z: float | None
+    mean_cos_z: float
+    untrained_probe_h: float | None
+    untrained_probe_z: float | None
+    untrained_mean_cos_z: float
+    pixel_probe: float | None
+    final_loss: float | None
+    chance_loss: float | None
+    collapsed: bool | None
 
 
 class RunResult(Strict):
@@ -63,6 +106,7 @@ class RunResult(Strict):
     fid_protocol: str
     collapsed: bool | None  # is_collapsed(fid, fid_init); derived from them in files written before the flag
     auroc: dict[str, AurocScores]
+    encoder: EncoderHealth | None = None  # None: no encoder (the plain EBM), or a result written before the block
     notes: list[str]
 
     @model_validator(mode="before")
@@ -144,12 +188,32 @@ def _expected(error: Any) -> str:
 
 
 def result_line(result: dict[str, Any]) -> str:
-    """`<run_id>: fid F [COLLAPSED] (fid_init ..., features), N iterations, T s on DEVICE`."""
+    """`<run_id>: fid F [COLLAPSED] (fid_init ..., features), encoder: probe z P (untrained U), cos z C, loss L
+    (chance K) [ENCODER COLLAPSED], N iterations, T s on DEVICE`."""
     fid = "missing" if result["fid"] is None else f"{result['fid']:.3f}"
     fid_init = "missing" if result["fid_init"] is None else f"{result['fid_init']:.3f}"
     collapsed = f" COLLAPSED ({COLLAPSE_RULE}: the samples stayed near noise)" if result.get("collapsed") else ""
     smoke = " (smoke run: not a result)" if result.get("smoke") else ""
+    encoder = result.get("encoder")
+    health = "" if not isinstance(encoder, dict) else f", {encoder_text(encoder)}"
     return (
-        f"{result['run_id']}: fid {fid}{collapsed} (fid_init {fid_init}, {result['fid_features']} features), "
-        f"{result['iterations']} iterations, {result['wall_s']:.0f} s on {result['device']}{smoke}"
+        f"{result['run_id']}: fid {fid}{collapsed} (fid_init {fid_init}, {result['fid_features']} features)"
+        f"{health}, {result['iterations']} iterations, {result['wall_s']:.0f} s on {result['device']}{smoke}"
+    )
+
+
+def encoder_text(encoder: dict[str, Any]) -> str:
+    """`encoder: probe z 0.931 (untrained 0.794), cos z 0.012, loss 3.18 (chance 5.25)` [ENCODER COLLAPSED]."""
+
+    def number(key: str, digits: str = ".3f") -> str:
+        value = encoder.get(key)
+        return "n/a" if not _finite(value) else format(value, digits)
+
+    loss = f", loss {number('final_loss', '.3g')}"
+    if _finite(encoder.get("chance_loss")):
+        loss += f" (chance {number('chance_loss', '.3g')})"
+    flag = f" ENCODER COLLAPSED ({ENCODER_COLLAPSE_RULE})" if encoder.get("collapsed") else ""
+    return (
+        f"encoder: probe z {number('probe_z')} (untrained {number('untrained_probe_z')}), "
+        f"cos z {number('mean_cos_z')}{loss}{flag}"
     )

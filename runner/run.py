@@ -188,5 +188,6 @@ def run_result(cfg: RunConfig, iterations: int, ev: Evaluation, wall_s: float) -
         fid_protocol=ev.fid_protocol,
         collapsed=is_collapsed(ev.fid, ev.fid_init),
         auroc=ev.auroc,
+        encoder=ev.encoder,
         notes=ev.notes,
     )

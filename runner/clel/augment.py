@@ -53,7 +53,8 @@ class ReferenceCropSizes(ResizedCropGenerator):
 
 
 class StrongAugmentation(nn.Module):
-    """RandomResizedCrop(0.08-1, bicubic), colour jiggle (0.4, 0.4, 0.4, 0.1, p=0.8), grayscale p=0.2, flip.
+    """RandomResizedCrop(crop_min_scale-1, bicubic), colour jiggle (0.4, 0.4, 0.4, 0.1, p=0.8), grayscale p=0.2,
+    horizontal flip (unless flip = False). CLEL's: crop_min_scale 0.08, flip on.
 
     As the reference implementation: crop sizes by kornia 0.6.3's rule (ReferenceCropSizes), kornia 0.6.3's
     ColorJitter (which kornia >= 0.7 calls ColorJiggle: additive brightness, contrast scaling the raw values,
@@ -61,17 +62,15 @@ class StrongAugmentation(nn.Module):
     unless the colour step runs (docs/FIDELITY.md).
     """
 
-    def __init__(self, image_size: int):
+    def __init__(self, image_size: int, crop_min_scale: float = 0.08, flip: bool = True):
         super().__init__()
-        crop = K.RandomResizedCrop((image_size, image_size), scale=(0.08, 1.0), resample="BICUBIC")
-        crop._param_generator = ReferenceCropSizes(crop._param_generator.output_size, (0.08, 1.0), (3 / 4, 4 / 3))
-        self.pipeline = K.AugmentationSequential(
-            crop,
-            K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8),
-            K.RandomGrayscale(p=0.2),
-            K.RandomHorizontalFlip(),
-            same_on_batch=False,
-        )
+        scale = (crop_min_scale, 1.0)
+        crop = K.RandomResizedCrop((image_size, image_size), scale=scale, resample="BICUBIC")
+        crop._param_generator = ReferenceCropSizes(crop._param_generator.output_size, scale, (3 / 4, 4 / 3))
+        steps = [crop, K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2)]
+        if flip:
+            steps.append(K.RandomHorizontalFlip())
+        self.pipeline = K.AugmentationSequential(*steps, same_on_batch=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pipeline(x)

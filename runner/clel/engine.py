@@ -1,14 +1,16 @@
 """The training engine, model-agnostic: the data order, one training step (loss, backward, the optimizer steps,
 their schedules, the EMA copies) and the full state a checkpoint holds.
 
-A model gives `loss(x) -> (loss, metrics)`, `optimizer_groups()`, `ema_pairs()`, `after_update(progress)` and
-`GUARDED_METRICS`; its state is its child modules and its own buffers, by name. The engine declares nothing by
-hand: a checkpoint is those parts, each optimizer and schedule by its group's name, the step and the RNG states.
+A model gives `loss(x, step) -> (loss, metrics)`, `optimizer_groups()` (name -> OptimizerGroup), `ema_pairs()`,
+`after_update(progress)` and `GUARDED_METRICS` (a metric a step does not report is not checked); its state is its
+child modules and its own buffers, by name. The engine declares nothing by hand: a checkpoint is those parts, each
+optimizer and schedule by its group's name, the step and the RNG states.
 """
 
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,10 +37,21 @@ def lr_factor(cfg: OptimizerConfig, iterations: int, step: int) -> float:
     return factor
 
 
+@dataclass
+class OptimizerGroup:
+    """Parameters a model trains with one optimizer: its settings, the step the group starts at (its learning
+    rate is 0 before it, and its warm-up and decay count from it), and how many steps its schedule spans."""
+
+    params: list[nn.Parameter]
+    settings: OptimizerConfig
+    steps: int
+    first_step: int = 0
+
+
 def build_optimizer(
-    params: list[nn.Parameter], cfg: OptimizerConfig, batch_size: int, iterations: int
+    params: list[nn.Parameter], cfg: OptimizerConfig, batch_size: int, iterations: int, first_step: int = 0
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """The optimizer and its per-iteration schedule."""
+    """The optimizer and its per-iteration schedule (lr 0 before first_step; the schedule counts from it)."""
     lr = cfg.lr * batch_size / 256 if cfg.lr_batch_scaling else cfg.lr
     if cfg.name == "sgd":
         optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -46,7 +59,11 @@ def build_optimizer(
         optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     else:
         optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, iterations, step))
+
+    def factor(step: int) -> float:
+        return 0.0 if step < first_step else lr_factor(cfg, iterations, step - first_step)
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return optimizer, schedule
 
 
@@ -107,14 +124,23 @@ def restore_rng(state: dict[str, Any]) -> None:
 class Engine:
     """A model, its optimizers and schedules (one per optimizer group), its EMA copies and the step."""
 
-    def __init__(self, model: nn.Module, batches: Callable[[int], torch.Tensor], train: TrainConfig, config_hash: str):
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Callable[[int], torch.Tensor],
+        train: TrainConfig,
+        config_hash: str,
+        steps: int | None = None,
+    ):
+        """`steps`: the run's optimizer steps (default train.iterations)."""
         self.model, self.batches, self.config_hash = model, batches, config_hash
-        self.iterations, self.batch_size = train.iterations, train.batch_size
+        self.iterations = train.iterations if steps is None else steps
+        self.batch_size = train.batch_size
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedules: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
-        for name, (params, cfg) in model.optimizer_groups().items():
+        for name, group in model.optimizer_groups().items():
             self.optimizers[name], self.schedules[name] = build_optimizer(
-                params, cfg, train.batch_size, train.iterations
+                group.params, group.settings, train.batch_size, group.steps, group.first_step
             )
         self.ema_decay = 0.5 ** (train.batch_size / train.ema_half_life_samples)
         self.ema_start = train.ema_half_life_samples / train.batch_size  # EMA = live weights before this step
@@ -123,10 +149,10 @@ class Engine:
     def train_step(self) -> Any:
         """One iteration: the model's loss on the step's batch, backward, every optimizer and schedule, the
         model's after-update, the EMA copies. Diverged (nothing updated) when a guarded metric is not finite."""
-        loss, metrics = self.model.loss(self.batches(self.step))
+        loss, metrics = self.model.loss(self.batches(self.step), self.step)
         values = metrics.as_dict()
         for name in self.model.GUARDED_METRICS:
-            if not math.isfinite(values[name]):
+            if name in values and not math.isfinite(values[name]):
                 raise Diverged(f"step {self.step + 1}: {name} is {values[name]}; the last good checkpoint is kept")
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)

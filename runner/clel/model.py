@@ -21,10 +21,10 @@ from torch.nn.utils import parametrize
 from runner.clel.augment import StrongAugmentation
 from runner.clel.crl import METHODS, NO_ENCODER, BuildContext, SelfSupervisedMethod
 from runner.clel.energy import LatentEnergy, ebm_loss
-from runner.clel.engine import Batches, Engine, seed_everything
+from runner.clel.engine import Batches, Engine, OptimizerGroup, seed_everything
 from runner.clel.networks import EnergyNet, power_iterate
 from runner.clel.sampler import ReplaySampler
-from runner.config import OptimizerConfig, RunConfig
+from runner.config import RunConfig
 from runner.data import ImageData
 
 PhaseHook = Callable[[str], Any]  # phase name -> a context manager around that phase (bench times "sgld")
@@ -33,25 +33,26 @@ PhaseHook = Callable[[str], Any]  # phase name -> a context manager around that 
 @dataclass
 class StepMetrics:
     """One step's scalars; the energy terms are batch means over the data (`_data`) and the samples (`_samples`):
-    E(x) = half_f_sq - log_normalizer, kappa = beta u_norm (LatentEnergy.terms)."""
+    E(x) = half_f_sq - log_normalizer, kappa = beta u_norm (LatentEnergy.terms). An encoder-only step (before the
+    EBM starts) has only the losses: the EBM's fields are None and absent from as_dict()."""
 
     loss: float
-    loss_ebm: float
     loss_crl: float
-    energy_data: float
-    energy_samples: float
-    latent_alignment: float
-    half_f_sq_data: float
-    half_f_sq_samples: float
-    u_norm_data: float
-    u_norm_samples: float
-    kappa_data: float
-    kappa_samples: float
-    log_normalizer_data: float
-    log_normalizer_samples: float
+    loss_ebm: float | None = None
+    energy_data: float | None = None
+    energy_samples: float | None = None
+    latent_alignment: float | None = None
+    half_f_sq_data: float | None = None
+    half_f_sq_samples: float | None = None
+    u_norm_data: float | None = None
+    u_norm_samples: float | None = None
+    kappa_data: float | None = None
+    kappa_samples: float | None = None
+    log_normalizer_data: float | None = None
+    log_normalizer_samples: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
 
 def build_ebm(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> EnergyNet:
@@ -66,8 +67,17 @@ def build_crl(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -
     if cfg.crl.method == NO_ENCODER:
         return None
     size = cfg.data.image_size
-    context = BuildContext(size, mean, std, cfg.crl.backbone_width, StrongAugmentation(size))
+    crl = cfg.crl
+    context = BuildContext(size, mean, std, crl.backbone_width, crl.view_crop_min_scale, crl.view_flip)
     return METHODS[cfg.crl.method].build(cfg.crl.settings, context)
+
+
+def untrained_encoder(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> SelfSupervisedMethod | None:
+    """The run's encoder as it was before its first step: the seed, then the same builds in the same order as
+    CLEL's constructor (the EBM's initial weights are drawn first). It reseeds the global generators."""
+    seed_everything(cfg.seed)
+    build_ebm(cfg, mean, std)
+    return build_crl(cfg, mean, std)
 
 
 def ema_copy(module: nn.Module) -> nn.Module:
@@ -79,6 +89,7 @@ class CLEL(nn.Module):
     """The EBM, the encoder's method, their EMA copies and the replay buffer; one training step's loss."""
 
     GUARDED_METRICS: ClassVar[tuple[str, ...]] = ("loss_ebm", "loss_crl", "energy_data", "energy_samples")
+    LOSS_WINDOW: ClassVar[int] = 20  # the encoder's loss over this many last steps is kept (encoder health)
 
     def __init__(self, cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...], image_shape, device):
         super().__init__()
@@ -89,6 +100,9 @@ class CLEL(nn.Module):
         self.crl = build_crl(cfg, mean, std)
         self.ema_crl = None if self.crl is None else ema_copy(self.crl)
         self.register_buffer("buffer", torch.rand((cfg.sgld.buffer_size, *image_shape), device=device))
+        if self.crl is not None:  # the method's loss of the last LOSS_WINDOW steps at step % LOSS_WINDOW, and how
+            self.register_buffer("crl_losses", torch.zeros(self.LOSS_WINDOW, device=device))  # many were recorded
+            self.register_buffer("crl_losses_recorded", torch.zeros((), dtype=torch.long, device=device))
         self.sampler = ReplaySampler(cfg.sgld, StrongAugmentation(cfg.data.image_size))
         self.phase_hooks: list[PhaseHook] = []
         self.to(device)
@@ -97,12 +111,22 @@ class CLEL(nn.Module):
             self.buffer = self.buffer.contiguous(memory_format=torch.channels_last)
 
     # --- what the engine uses -------------------------------------------------------------------------
-    def optimizer_groups(self) -> dict[str, tuple[list[nn.Parameter], OptimizerConfig]]:
-        """name -> (parameters, optimizer settings): the EBM's, and the encoder's when there is one."""
-        groups = {"ebm": (list(self.ebm.parameters()), self.cfg.train.ebm_optimizer)}
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
+        """The EBM's group (from the end of the encoder's pre-training, train.iterations steps), and the encoder's
+        when there is one (every step of the run)."""
+        cfg = self.cfg
+        ebm = OptimizerGroup(list(self.ebm.parameters()), cfg.train.ebm_optimizer, cfg.train.iterations)
+        ebm.first_step = cfg.pretrain_steps
+        groups = {"ebm": ebm}
         if self.crl is not None:
-            groups["crl"] = (list(self.crl.parameters()), self.cfg.crl.optimizer)
+            groups["crl"] = OptimizerGroup(list(self.crl.parameters()), cfg.crl.optimizer, cfg.total_steps)
         return groups
+
+    def final_crl_loss(self) -> float | None:
+        """The encoder's loss averaged over its last LOSS_WINDOW steps (fewer in a shorter run); None without one."""
+        if self.crl is None or int(self.crl_losses_recorded) == 0:
+            return None
+        return float(self.crl_losses[: min(int(self.crl_losses_recorded), self.LOSS_WINDOW)].mean())
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(EMA copy, live module) pairs: what evaluation uses follows what training updates."""
@@ -172,8 +196,24 @@ class CLEL(nn.Module):
         with self.autocast():
             return self.crl.latent(self.crl.augment(x))
 
-    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, StepMetrics]:
-        """L_ebm + L_crl of one batch x (with its SGLD samples) and the step's metrics."""
+    def _record_crl_loss(self, loss: torch.Tensor, step: int) -> None:
+        self.crl_losses[step % self.LOSS_WINDOW] = loss.detach().float()
+        self.crl_losses_recorded += 1
+
+    def encoder_only_loss(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, StepMetrics]:
+        """A pre-training step: the method's loss alone, no sampling, the EBM untouched."""
+        self.crl.train()
+        with self.autocast():
+            loss = self.crl.loss(x, None).loss
+        self._record_crl_loss(loss, step)
+        value = loss.item()
+        return loss, StepMetrics(loss=value, loss_crl=value)
+
+    def loss(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, StepMetrics]:
+        """The loss of one batch x at this step and its metrics: L_crl alone during the encoder's pre-training,
+        then L_ebm + L_crl (with the batch's SGLD samples)."""
+        if step < self.cfg.pretrain_steps:
+            return self.encoder_only_loss(x, step)
         batch = len(x)
         self.ebm.train()
         power_iterate(self.ebm, self.cfg.ebm.power_iterations - 1)  # the last one runs in the forward below
@@ -190,6 +230,7 @@ class CLEL(nn.Module):
             with self.autocast():
                 crl_out = self.crl.loss(x, negatives)
             loss_crl = crl_out.loss
+            self._record_crl_loss(loss_crl, step)
             z = crl_out.latent.float() if z is None else z
         else:
             loss_crl, z = torch.zeros((), device=x.device), torch.zeros_like(u_data)
@@ -201,7 +242,7 @@ class CLEL(nn.Module):
         alignment = (F.normalize(u_data.detach().float(), dim=1) * z).sum(1).mean()
         terms_data, terms_samples = self.energy.terms(f_data, u_data), self.energy.terms(f_samples, u_samples)
         terms = [values[name] for name in terms_data for values in (terms_data, terms_samples)]
-        values = [loss, loss_ebm, loss_crl, energy_data.mean(), energy_samples.mean(), alignment, *terms]
+        values = [loss, loss_crl, loss_ebm, energy_data.mean(), energy_samples.mean(), alignment, *terms]
         return loss, StepMetrics(*torch.stack(values).tolist())
 
 
@@ -211,4 +252,4 @@ def training_engine(cfg: RunConfig, data: ImageData, device: torch.device) -> En
     model = CLEL(cfg, data.mean, data.std, tuple(data.train.shape[1:]), device)
     train = cfg.train
     batches = Batches(data.train.to(device), train.batch_size, cfg.seed, cfg.data.dequantize, model.optimized)
-    return Engine(model, batches, train, cfg.config_hash)
+    return Engine(model, batches, train, cfg.config_hash, cfg.total_steps)

@@ -2,7 +2,7 @@
 resolves and validates without importing the networks. Each method in runner/clel/crl/ names its Settings here.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -16,6 +16,15 @@ class MethodSettings(Section):
 
     has_negatives: ClassVar[bool] = False  # whether the EBM's samples can serve as extra negatives (SimCLR, MoCo)
     optimizer: OptimizerConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _optimizer_over_its_defaults(cls, data: Any) -> Any:
+        """A partial optimizer table (`crl.mae.optimizer.lr = 1e-3`) changes those keys of the method's default."""
+        if isinstance(data, dict) and isinstance(data.get("optimizer"), dict):
+            default = cls.model_fields["optimizer"].get_default(call_default_factory=True)
+            return {**data, "optimizer": default.model_dump() | data["optimizer"]}
+        return data
 
     def latent_size(self) -> int:
         """The dimension of the unit latent z the method gives the EBM (its `latent_dim` unless it says otherwise)."""
@@ -60,6 +69,7 @@ class MoCoSettings(MethodSettings):
     queue_size: int = Field(default=4096, ge=1, le=10**6)
     momentum_start: float = Field(default=0.99, ge=0, le=1)
     momentum_end: float = Field(default=0.999, ge=0, le=1)
+    projector_batch_norm: bool = False  # MoCo v2's projector has none; see docs/FIDELITY.md for the tiny profile
     has_negatives: ClassVar[bool] = True
     optimizer: OptimizerConfig = optimizer_field(sgd())
 
@@ -88,6 +98,10 @@ class MAESettings(MethodSettings):
     decoder_width: int = Field(default=192, ge=4, le=4096)  # 3 heads of 64, as the encoder's 6 heads of 64
     decoder_depth: int = Field(default=4, ge=1, le=64)
     mask_ratio: float = Field(default=0.75, gt=0, lt=1)
+    # z = the mean token standardised per dimension (running mean and variance of the un-augmented training
+    # images' mean tokens) before it is normalised: the mean tokens share one large direction (docs/ENCODERS.md);
+    # false = the raw mean token
+    latent_standardized: bool = True
     optimizer: OptimizerConfig = optimizer_field(
         OptimizerConfig(
             name="adamw",

@@ -36,6 +36,12 @@ class CRLBase(Section):
     # where the EBM's z comes from: "separate" = its own strong view under no_grad (the reference), "loss" = the
     # first view the method's loss already encoded (one encoder pass fewer)
     latent_view: Literal["separate", "loss"]
+    # the encoder's views (the method's loss and the EBM's z): RandomResizedCrop's smallest area fraction and
+    # whether a view may be flipped horizontally (CLEL: 0.08 and true; the replay buffer keeps CLEL's augmentation)
+    view_crop_min_scale: float = Field(gt=0, le=1)
+    view_flip: bool
+    # steps that train the encoder alone before the EBM's train.iterations start (CLEL: 0, both from step 0)
+    pretrain_iterations: int = Field(ge=0, le=10**8)
 
     @property
     def settings(self) -> MethodSettings | None:
@@ -139,6 +145,16 @@ class RunConfig(Section):
         """First 12 hex digits of the sha256 of the canonical JSON of hashed_dict()."""
         canonical = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def pretrain_steps(self) -> int:
+        """The encoder-only steps before the EBM starts (none without an encoder)."""
+        return 0 if self.crl.method == NO_ENCODER else self.crl.pretrain_iterations
+
+    @property
+    def total_steps(self) -> int:
+        """Every optimizer step of the run: the encoder's pre-training steps, then train.iterations steps of both."""
+        return self.pretrain_steps + self.train.iterations
 
     @property
     def fid_features(self) -> str:

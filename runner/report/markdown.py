@@ -13,6 +13,7 @@ from typing import Any
 
 from runner.config import ExperimentsFile
 from runner.launch.spec import RunSpec
+from runner.report.encoders import encoder_section
 from runner.report.grid import Trend
 from runner.report.scan import StoreScan
 from runner.report.stats import BASELINE, FID, WEAK_SEED_FACTOR, WEAK_SEED_MIN_RUNS, Group
@@ -220,7 +221,8 @@ def report_text(
         f"Written by `python -m runner summarize --store {store_uri}` on {stamp}, from {len(results)} finished runs.",
         "",
     ]
-    body = _question(groups, experiments) + _verdicts(groups, comparisons, effect) + _grid(trends or [])
+    body = _question(groups, experiments) + encoder_section(groups) + _verdicts(groups, comparisons, effect)
+    body += _grid(trends or [])
     body += _figures(files, report)
     tail = _collapsed(results) + _weak_seeds(groups) + _progress(scan, missing, points or {})
     tail += _provenance(results, store_uri)

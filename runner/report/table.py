@@ -6,9 +6,16 @@ from typing import Any
 
 import numpy as np
 
+from runner.report.encoders import (
+    ENCODER_RUN_COLUMNS,
+    ENCODER_SUMMARY_COLUMNS,
+    encoder_collapsed_seeds,
+    encoder_run_cells,
+    encoder_summary,
+)
 from runner.report.stats import BASELINE, FID, SCORES, Group, MetricKey, difference, distinct
 from runner.report.verdicts import SATURATED, Comparison
-from runner.result import COLLAPSE_RULE, RunResult
+from runner.result import COLLAPSE_RULE, ENCODER_COLLAPSE_RULE, RunResult
 
 
 def summary_columns(metrics: list[MetricKey]) -> list[str]:
@@ -28,13 +35,15 @@ def summary_columns(metrics: list[MetricKey]) -> list[str]:
     )
     metric_columns = [f"{key.column}_{part}" for key in metrics for part in per_metric]
     tail = ["iterations", "wall_h_mean", "wall_h_total", "device", "fid_features", "notes"]
-    return ["experiment", "profile", "n_seeds", "seeds", "collapsed_n", *metric_columns, *tail]
+    head = ["experiment", "profile", "n_seeds", "seeds", "collapsed_n", *ENCODER_SUMMARY_COLUMNS]
+    return [*head, *metric_columns, *tail]
 
 
 def run_columns(metrics: list[MetricKey]) -> list[str]:
     """summary_runs.csv's columns, in order."""
     head = ["run_id", "experiment", "profile", "seed", "crl", "norm_direction_split", "use_generated_negatives"]
     metric_columns = ["fid", "fid_features", "fid_init", "collapsed", *(key.column for key in metrics if key.ood_set)]
+    metric_columns += ENCODER_RUN_COLUMNS
     tail = ["iterations", "wall_h", "device", "torch", "config_hash", "fid_protocol", "notes"]
     return [*head, *metric_columns, *tail]
 
@@ -62,6 +71,9 @@ def _group_notes(group: Group, base: Group | None, metrics: list[MetricKey]) -> 
     if collapsed := collapsed_seeds(group):
         seeds = " ".join(f"s{seed}" for seed in collapsed)
         notes.append(f"means include {len(collapsed)} collapsed run(s) ({seeds}: {COLLAPSE_RULE})")
+    if collapsed := encoder_collapsed_seeds(group):
+        seeds = " ".join(f"s{seed}" for seed in collapsed)
+        notes.append(f"{len(collapsed)} encoder(s) collapsed ({seeds}: {ENCODER_COLLAPSE_RULE})")
     if len({r.iterations for r in group.runs}) > 1:
         notes.append("iterations differ across seeds")
     if len({r.fid_features for r in group.runs}) > 1:
@@ -82,6 +94,7 @@ def summary_row(
         "n_seeds": len(group.runs),
         "seeds": " ".join(str(r.seed) for r in group.runs),
         "collapsed_n": len(collapsed_seeds(group)),
+        **encoder_summary(group),
     }
     for key in metrics:
         stat = group.stat(key)
@@ -135,6 +148,7 @@ def run_row(r: RunResult, metrics: list[MetricKey]) -> dict[str, Any]:
         "collapsed": r.collapsed,
     }
     row |= {key.column: key.value(r) for key in metrics if key.ood_set}
+    row |= encoder_run_cells(r)
     return row | {
         "iterations": r.iterations,
         "wall_h": r.wall_s / 3600,
@@ -179,22 +193,33 @@ def _fid_cell(group: Group) -> str:
     return f"{text} ({len(collapsed)} of {len(group.runs)} collapsed)" if collapsed else text
 
 
+def _encoder_cell(group: Group) -> str:
+    """`0.95 (0.93-0.96)` median and range of the probe on z, `; 2 collapsed` when encoders collapsed; '-' without."""
+    cells = encoder_summary(group)
+    if not cells or cells["probe_z_median"] is None:
+        return "-"
+    text = f"{cells['probe_z_median']:.3f} ({cells['probe_z_min']:.3f}-{cells['probe_z_max']:.3f})"
+    return text + (f"; {cells['encoder_collapsed_n']} collapsed" if cells["encoder_collapsed_n"] else "")
+
+
 def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
-    """An aligned text table: experiment, profile, n, fid mean ± std, AUROC marginal/joint means per OOD set."""
+    """An aligned text table: experiment, profile, n, fid mean ± std, the encoder's probe on z, AUROC
+    marginal/joint means per OOD set."""
     sets = sorted({key.ood_set for key in metrics if key.ood_set})
-    header = ["experiment", "profile", "n", "fid mean ± std", *(f"{name} m/j" for name in sets)]
+    header = ["experiment", "profile", "n", "fid mean ± std", "probe z", *(f"{name} m/j" for name in sets)]
     rows = [header]
     for g in groups:
         aurocs = [
             "/".join(_fmt(g.stat(MetricKey(name, score)).mean, 3) for score in SCORES) if g.has(MetricKey(name)) else ""
             for name in sets
         ]
-        rows.append([g.experiment, g.profile, str(len(g.runs)), _fid_cell(g), *aurocs])
+        rows.append([g.experiment, g.profile, str(len(g.runs)), _fid_cell(g), _encoder_cell(g), *aurocs])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     legend = (
         f"fid: mean ± sample std over seeds ([n=k]: only k seeds have it; collapsed runs, {COLLAPSE_RULE}, are "
-        "counted in the mean and named); <set> m/j: mean AUROC marginal/joint"
+        "counted in the mean and named); probe z: the encoder's linear-probe accuracy on z, median (range) over "
+        f"seeds, and the collapsed encoders ({ENCODER_COLLAPSE_RULE}); <set> m/j: mean AUROC marginal/joint"
     )
     return "\n".join([*lines, legend])
 

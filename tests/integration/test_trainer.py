@@ -19,7 +19,7 @@ from runner.errors import Diverged
 from tests.support import tiny_cfg
 from tests.support.runs import assert_states_equal
 
-ALL_EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"]
+ALL_EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_generated_negatives", "no_norm_split", "plain_ebm"]
 # smaller than tiny_cfg: the resume test counts MoCo queue positions in these batches
 SIZES = {"sgld.steps": 2, "train.batch_size": 8, "sgld.buffer_size": 32, "crl.moco.queue_size": 32}
 CPU = torch.device("cpu")
@@ -137,7 +137,7 @@ def test_generated_negatives_only_where_the_method_has_negatives(data, experimen
 
 
 def test_engine_calls_on_step_with_training_progress(data):
-    t = engine(data, "byol", {"train.iterations": 2})
+    t = engine(data, "byol", {"train.iterations": 2, "crl.byol.momentum_start": 0.99})
     t.train_step()
     assert t.model.crl.momentum == pytest.approx(cosine_momentum(0.99, 1.0, 0.5), abs=1e-12) == pytest.approx(0.995)
     t.train_step()
@@ -151,7 +151,8 @@ METHOD_STATE = {
     "baseline": ["backbone.", "projector."],
     "byol": ["target_backbone.", "target_projector.", "predictor."],
     "moco": ["queue", "queue_position", "target_backbone.", "target_projector."],
-    "mae": ["decoder.", "decoder_embed.", "mask_token", "head."],
+    "mae": ["decoder.", "decoder_embed.", "mask_token", "head.", "latent_norm.running_mean", "latent_norm.running_var"],
+    "no_generated_negatives": ["backbone.", "projector."],
     "no_norm_split": ["backbone.", "projector."],
     "plain_ebm": [],
 }

@@ -22,6 +22,7 @@ SMALL_SETTINGS: dict[str, Any] = {
     "sgld.steps": 5,
     "sgld.buffer_size": 200,
     "train.batch_size": 16,
+    "crl.pretrain_iterations": 0,  # the profile's encoder-only steps are tested on their own (test_pretraining.py)
     "runtime.checkpoint_every": 10,
     "runtime.progress": False,
     "runtime.threads": 1,

@@ -27,7 +27,7 @@ K8S_VERSIONS = ["1.31", kubernetes_validate.latest_version()]
 def test_every_rendered_job_and_manifest_validates_strictly(tmp_path, version):
     jobs = rendered(write_config(tmp_path, FULL_CLUSTER))[2]
     jobs += rendered(write_config(tmp_path, CLUSTER | {"profile": "tiny", "gpus": 0, "credentials_secret": ""}))[2]
-    assert len(jobs) == 2 * len(ExperimentsFile(ROOT / "experiments.toml").experiments) * 3
+    assert len(jobs) == 2 * len(ExperimentsFile(ROOT / "experiments.toml").experiments) * 10
     jobs += rendered(write_config(tmp_path, CLUSTER | {"queue_name": "clel-gpu"}), "baseline")[2]
     for job in jobs:
         assert kubernetes_validate.validate(to_dict(job), version, strict=True)
@@ -68,7 +68,7 @@ def test_names_are_rfc1123_labels_unique_across_the_matrix_and_carry_the_hash(tm
 
 def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
     experiments, cluster, jobs = rendered(write_config(tmp_path, FULL_CLUSTER), "no_norm_split")
-    assert [job.metadata.labels["clel/seed"] for job in jobs] == ["0", "1", "2"]
+    assert [job.metadata.labels["clel/seed"] for job in jobs] == [str(seed) for seed in range(10)]
     cfg = experiments.resolve("no_norm_split", "paper", 1, {"train.iterations": 20000, "runtime.checkpoint_every": 500})
     job = to_dict(jobs[1])
     spec, pod = job["spec"], job["spec"]["template"]["spec"]
@@ -257,8 +257,8 @@ def grid_config(tmp_path, cluster) -> Path:
     """The repository's experiments.toml with [cluster], a [sweep] grid and one experiment with a long name."""
     path = write_config(tmp_path, cluster, f"\n[experiments.{LONG_EXPERIMENT}]\nsgld.noise = 0.002\n")
     text = path.read_text()
-    assert "[sweep]\nseeds = [0, 1, 2]\n" in text
-    path.write_text(text.replace("[sweep]\nseeds = [0, 1, 2]\n", GRID_SWEEP))
+    assert "[sweep]\nseeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n" in text
+    path.write_text(text.replace("[sweep]\nseeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n", GRID_SWEEP))
     return path
 
 
@@ -330,7 +330,7 @@ def test_a_long_grid_value_keeps_labels_short(tmp_path):
         f'"eval.inception_weights" = {weights} }}\n'
     )
     path = write_config(tmp_path, GRID_CLUSTER, f"\n[experiments.{LONG_EXPERIMENT}]\nsgld.noise = 0.002\n")
-    path.write_text(path.read_text().replace("[sweep]\nseeds = [0, 1, 2]\n", sweep))
+    path.write_text(path.read_text().replace("[sweep]\nseeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n", sweep))
     jobs = rendered(path)[2]
     assert len(jobs) == 2 * 10 * 2
     assert len({job.metadata.name for job in jobs}) == len(jobs)

@@ -12,7 +12,7 @@ from runner.layout import is_smoke, parse_run_id, point_tag
 from tests.support import ROOT
 
 CONFIG = ROOT / "experiments.toml"
-EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm"]
+EXPERIMENTS = ["baseline", "byol", "moco", "mae", "no_generated_negatives", "no_norm_split", "plain_ebm"]
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -155,10 +155,13 @@ def test_moco_loss_uses_the_queue_before_this_steps_keys_and_enqueues_both_views
         queries = F.normalize(moco.projector(moco.backbone(views)), dim=1)
         keys = F.normalize(moco.target_projector(moco.target_backbone(views)), dim=1)
     swapped = torch.cat([keys[3:], keys[:3]])  # view 1's queries against view 2's keys and vice versa
-    expected = loop_info_nce(queries.double(), swapped.double(), queue_before.double(), 0.2, generated.double())
+    expected = loop_info_nce(
+        queries.double(), swapped.double(), queue_before.double(), moco.temperature, generated.double()
+    )
     assert out.loss.item() == pytest.approx(expected, rel=1e-4)
     # with the updated queue (this step's own keys as negatives) the value would differ
-    updated = loop_info_nce(queries.double(), swapped.double(), moco.queue.double(), 0.2, generated.double())
+    queue_after = moco.queue.double()
+    updated = loop_info_nce(queries.double(), swapped.double(), queue_after, moco.temperature, generated.double())
     assert abs(updated - expected) > 1e-3
     # both views' keys (not the generated negatives) went in at rows 14, 15, 0, 1, 2, 3
     assert int(moco.queue_position) == (position + 6) % 16 == 4
@@ -171,12 +174,16 @@ def test_moco_loss_uses_the_queue_before_this_steps_keys_and_enqueues_both_views
 # --- momentum schedules and updates ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", ["tiny", "paper"])
-def test_momentum_schedules_from_the_config(experiments, profile):
+@pytest.mark.parametrize(
+    ("profile", "byol_schedule", "moco_schedule"),
+    [("paper", (0.99, 1.0), (0.99, 0.999)), ("tiny", (0.9, 1.0), (0.99, 0.99))],  # tiny: docs/ENCODERS.md
+)
+def test_momentum_schedules_from_the_config(experiments, profile, byol_schedule, moco_schedule):
     byol = experiments.resolve("byol", profile, 0).crl.byol
     moco = experiments.resolve("moco", profile, 0).crl.moco
-    assert (byol.momentum_start, byol.momentum_end) == (0.99, 1.0)
-    assert (moco.momentum_start, moco.momentum_end) == (0.99, 0.999)
+    assert (byol.momentum_start, byol.momentum_end) == byol_schedule
+    assert (moco.momentum_start, moco.momentum_end) == moco_schedule
+    byol, moco = experiments.resolve("byol", "paper", 0).crl.byol, experiments.resolve("moco", "paper", 0).crl.moco
     for progress, expected in [(0.0, 0.99), (0.5, 0.995), (1.0, 1.0)]:
         assert cosine_momentum(byol.momentum_start, byol.momentum_end, progress) == pytest.approx(expected, abs=1e-12)
     for progress, expected in [(0.0, 0.99), (0.5, 0.9945), (1.0, 0.999)]:
@@ -206,7 +213,8 @@ def perturb(module: nn.Module, seed: int) -> None:
 
 @pytest.mark.parametrize("name", ["byol", "moco"])
 def test_on_step_schedule_and_momentum_update_by_hand(name):
-    method = build(name)
+    published = {"byol": 1.0, "moco": 0.999}[name]
+    method = build(name, {f"crl.{name}.momentum_start": 0.99, f"crl.{name}.momentum_end": published})
     assert method.momentum == 0.99  # before any step: the start value
     for i, (progress, momentum) in enumerate(SCHEDULE[name]):
         for _, online_name in TARGETS[name]:

@@ -149,7 +149,8 @@ def test_the_encoder_stem_keeps_torchs_default_init_the_other_convs_kaiming_norm
 
 def test_cifar10_is_normalised_with_the_reference_constants(monkeypatch):
     fake = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
-    monkeypatch.setattr(runner.data, "_torchvision_set", lambda name, root, download, train: fake)
+    labels = torch.zeros(10, dtype=torch.long)
+    monkeypatch.setattr(runner.data, "_torchvision_set_with_labels", lambda name, root, download, train: (fake, labels))
     data = load_dataset("cifar10", 32, "/nowhere")
     assert (data.mean, data.std) == REFERENCE_STATISTICS["cifar10"]
     assert data.mean == (0.4914, 0.4822, 0.4465) and data.std == (0.2470, 0.2435, 0.2616)

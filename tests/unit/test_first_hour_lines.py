@@ -93,7 +93,7 @@ def bar_of_training(monkeypatch, capsys, energy_data: float, energy_samples: flo
     monkeypatch.setattr(runner.loop.checkpoints, "to_bytes", lambda engine, wall_s: b"")
     cfg = SimpleNamespace(
         run_id="baseline-tiny-s0",
-        train=SimpleNamespace(iterations=2),
+        total_steps=2,
         runtime=SimpleNamespace(progress=True, log_every=1, checkpoint_every=100),
     )
     runner.loop.train(cfg, Recorder(), FakeEngine(energy_data, energy_samples), Recorder(), 0.0, Sigterm())
@@ -144,10 +144,10 @@ def job_view(job: dict) -> tuple[str, str, str, str, list[str]]:
 
 
 def test_render_without_flags_renders_the_cluster_tables_profile_and_every_seed(tmp_path, capsys):
-    """The baseline: [cluster] profile (paper) x [sweep] seeds 0, 1, 2."""
+    """The baseline: [cluster] profile (paper) x [sweep] seeds 0-9."""
     jobs = rendered_jobs(capsys, write_config(tmp_path, CLUSTER), "--exp", "baseline")
     assert [job_view(job) for job in jobs] == [
-        (f"baseline-paper-s{seed}", "paper", str(seed), "baseline", ["paper", str(seed)]) for seed in (0, 1, 2)
+        (f"baseline-paper-s{seed}", "paper", str(seed), "baseline", ["paper", str(seed)]) for seed in range(10)
     ]
 
 
@@ -170,9 +170,9 @@ def test_render_seed_alone_keeps_the_cluster_tables_profile(tmp_path, capsys):
 
 
 def test_render_profile_alone_keeps_every_seed(tmp_path, capsys):
-    """--profile tiny without --seed: tiny runs of [sweep] seeds 0, 1, 2."""
+    """--profile tiny without --seed: tiny runs of [sweep] seeds 0-9."""
     jobs = rendered_jobs(capsys, write_config(tmp_path, CLUSTER), "--exp", "byol", "--profile", "tiny")
-    assert [job_view(job)[0] for job in jobs] == ["byol-tiny-s0", "byol-tiny-s1", "byol-tiny-s2"]
+    assert [job_view(job)[0] for job in jobs] == [f"byol-tiny-s{seed}" for seed in range(10)]
 
 
 # --- submit --dry-run without a cluster -------------------------------------------------------------------

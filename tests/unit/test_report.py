@@ -123,12 +123,14 @@ def test_summarize_local_store(tmp_path):
         "mean",
         "±",
         "std",
+        "probe",
+        "z",
         "interpolation",
         "m/j",
         "uniform_noise",
         "m/j",
     ]
-    assert table[1].split() == ["baseline", "tiny", "3", "12.00", "±", "2.00", "0.850/0.730", "0.980/0.970"]
+    assert table[1].split() == ["baseline", "tiny", "3", "12.00", "±", "2.00", "-", "0.850/0.730", "0.980/0.970"]
     assert table[2].split() == [
         "no_norm_split",
         "tiny",
@@ -137,10 +139,11 @@ def test_summarize_local_store(tmp_path):
         "±",
         "2.12",
         "[n=2]",
+        "-",
         "0.650/0.567",
         "0.910/0.820",
     ]
-    assert table[3].split() == ["plain_ebm", "tiny", "1", "30.00", "0.550/-", "0.850/-"]
+    assert table[3].split() == ["plain_ebm", "tiny", "1", "30.00", "-", "0.550/-", "0.850/-"]
 
     # samples grid 3 groups x 3 seeds of 260 x 290 px; summary.png: FID and AUROC levels and a forest panel per
     # tested metric (no_norm_split is tested on all 5): 7 panels of 360 x 340 px wrap after 4 into two rows (+ 50

@@ -35,6 +35,18 @@ def fields(**changes) -> dict:
             "uniform_noise": {"marginal": 0.95, "joint": 0.99},
             "interpolation": {"marginal": 0.3, "joint": None},  # no joint score: stored as null
         },
+        "encoder": {
+            "probe_h": 0.986,
+            "probe_z": 0.958,
+            "mean_cos_z": 0.022,
+            "untrained_probe_h": 0.758,
+            "untrained_probe_z": 0.686,
+            "untrained_mean_cos_z": 0.981,
+            "pixel_probe": 0.958,
+            "final_loss": 2.75,
+            "chance_loss": 5.2523,
+            "collapsed": False,
+        },
         "notes": ["a note"],
     } | changes
     return values | {"collapsed": changes.get("collapsed", is_collapsed(values["fid"], values["fid_init"]))}

@@ -8,6 +8,8 @@ from runner.errors import UserError
 from runner.launch.plan import parse_grid, plan_runs
 from tests.support import ROOT
 
+TEN_SEEDS = "seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"  # experiments.toml's [sweep] seeds
+
 
 def test_plan_resolves_every_run_first_and_refuses_bad_names():
     experiments = ExperimentsFile(ROOT / "experiments.toml")
@@ -102,16 +104,16 @@ def test_the_planner_refuses_a_runtime_axis_an_unknown_axis_and_a_point_listed_t
         parse_grid("energy.beta=")
     path = tmp_path / "experiments.toml"
     text = (ROOT / "experiments.toml").read_text()
-    path.write_text(text.replace("seeds = [0, 1, 2]", 'seeds = [0]\ngrid = { "runtime.threads" = [1, 2] }'))
+    path.write_text(text.replace(TEN_SEEDS, 'seeds = [0]\ngrid = { "runtime.threads" = [1, 2] }'))
     with pytest.raises(UserError, match="runtime.threads"):  # in experiments.toml's [sweep] too
         ExperimentsFile(path)
 
 
 def test_a_grid_in_experiments_toml_is_the_default(tmp_path):
     text = (ROOT / "experiments.toml").read_text()
-    assert "seeds = [0, 1, 2]" in text
+    assert TEN_SEEDS in text
     path = tmp_path / "experiments.toml"
-    path.write_text(text.replace("seeds = [0, 1, 2]", 'seeds = [0, 1]\ngrid = { "energy.beta" = [0.01, 0.1] }'))
+    path.write_text(text.replace(TEN_SEEDS, 'seeds = [0, 1]\ngrid = { "energy.beta" = [0.01, 0.1] }'))
     experiments = ExperimentsFile(path)
     planned = plan_runs(experiments, "tiny", ["baseline"])
     assert [r.config.energy.beta for r in planned] == [0.01, 0.01, 0.1, 0.1]

@@ -8,23 +8,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner.clel.augment import StrongAugmentation
 from runner.clel.networks import ResNet18Backbone
 from runner.config.methods import MethodSettings
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a method is built for: image size, the data's channel statistics, the ResNet width, the augmentation."""
+    """What a method is built for: image size, the data's channel statistics, the ResNet width, and the views'
+    crop and flip settings."""
 
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     backbone_width: int
-    augment: nn.Module
+    view_crop_min_scale: float = 0.08
+    view_flip: bool = True
 
     def backbone(self) -> ResNet18Backbone:
         """A fresh ResNet-18 of the configured width for this data (the ResNet methods' encoder)."""
         return ResNet18Backbone(self.backbone_width, self.mean, self.std)
+
+    def views(self) -> StrongAugmentation:
+        """The augmentation of the method's views: CLEL's strong augmentation with the configured crop and flip."""
+        return StrongAugmentation(self.image_size, self.view_crop_min_scale, self.view_flip)
 
 
 @dataclass
@@ -57,6 +64,10 @@ class SelfSupervisedMethod(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The unnormalised latent of images x in [0, 1] (with gradient)."""
+        raise NotImplementedError
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """h(x): the encoder's features before any projection head (what a linear probe reads)."""
         raise NotImplementedError
 
     @torch.no_grad()

@@ -42,7 +42,7 @@ class BYOL(MomentumMethod):
         s = settings
         return cls(
             context.backbone(),
-            context.augment,
+            context.views(),
             s.projector_hidden,
             s.predictor_hidden,
             s.latent_dim,

@@ -47,6 +47,27 @@ def masked_patch_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torc
     return (per_patch * mask).sum() / mask.sum()
 
 
+class RunningStandardize(nn.Module):
+    """Per-dimension standardisation with a running mean and variance (BatchNorm's update rule, momentum 0.1)
+    that only `track` moves: the same function in train and eval mode, fed by the images it is given."""
+
+    def __init__(self, width: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(width))
+        self.register_buffer("running_var", torch.ones(width))
+
+    @torch.no_grad()
+    def track(self, features: torch.Tensor) -> None:
+        """Move the statistics towards this batch's mean and (unbiased) variance."""
+        features = features.float()
+        self.running_mean.lerp_(features.mean(0), self.momentum)
+        self.running_var.lerp_(features.var(0), self.momentum)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.running_mean) / (self.running_var + self.eps).sqrt()
+
+
 def _transformer(width: int, depth: int, heads: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(
         width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
@@ -55,7 +76,9 @@ def _transformer(width: int, depth: int, heads: int) -> nn.TransformerEncoder:
 
 
 class MAE(SelfSupervisedMethod):
-    """Masked autoencoder on a ViT; latent = normalised mean of the encoder's patch tokens (no masking)."""
+    """Masked autoencoder on a ViT; latent = the normalised mean of the encoder's patch tokens (no masking),
+    standardised per dimension first with the running statistics of the un-augmented training images' mean tokens
+    (latent_standardized)."""
 
     Settings = MAESettings
 
@@ -72,6 +95,7 @@ class MAE(SelfSupervisedMethod):
         mask_ratio: float,
         mean: tuple[float, ...],
         std: tuple[float, ...],
+        latent_standardized: bool = True,
     ):
         super().__init__()
         if image_size % patch_size:
@@ -85,6 +109,7 @@ class MAE(SelfSupervisedMethod):
         self.patch_embed = nn.Conv2d(3, width, patch_size, stride=patch_size)
         self.register_buffer("position", sincos_position_embedding(width, grid))
         self.encoder = _transformer(width, depth, heads)
+        self.latent_norm = RunningStandardize(width) if latent_standardized else None
         self.decoder_embed = nn.Linear(width, decoder_width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
         self.register_buffer("decoder_position", sincos_position_embedding(decoder_width, grid))
@@ -101,7 +126,7 @@ class MAE(SelfSupervisedMethod):
     def build(cls, settings: MAESettings, context: BuildContext) -> "MAE":
         s = settings
         return cls(
-            context.augment,
+            context.views(),
             context.image_size,
             s.patch_size,
             s.width,
@@ -112,11 +137,17 @@ class MAE(SelfSupervisedMethod):
             s.mask_ratio,
             context.mean,
             context.std,
+            s.latent_standardized,
         )
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
         """The mean of the encoder's tokens over every patch (no masking)."""
         return self.encoder(self.tokens(x)).mean(dim=1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean token, standardised per dimension unless latent_standardized is off (MAE has no projector)."""
+        tokens = self.representation(x)
+        return tokens if self.latent_norm is None else self.latent_norm(tokens)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted pixels of every patch B x patches x p*p*3, mask B x patches) for one random masking."""
@@ -133,4 +164,7 @@ class MAE(SelfSupervisedMethod):
         view = self.augment(x)
         prediction, mask = self.reconstruct(view)
         loss = masked_patch_loss(prediction, patchify(view, self.patch_size), mask)
+        if self.latent_norm is not None:  # the statistics of the images z is read from at evaluation
+            with torch.no_grad():
+                self.latent_norm.track(self.representation(x))
         return CRLOutput(loss, self.latent(view))

@@ -36,8 +36,9 @@ class MoCo(MomentumMethod):
         queue_size: int,
         momentum_start: float,
         momentum_end: float,
+        projector_batch_norm: bool = False,
     ):
-        projector = mlp([backbone.out_dim, hidden, latent_dim], nn.ReLU)
+        projector = mlp([backbone.out_dim, hidden, latent_dim], nn.ReLU, batch_norm=projector_batch_norm)
         super().__init__(backbone, projector, momentum_start, momentum_end)
         self.augment = augment
         self.temperature = temperature
@@ -50,13 +51,14 @@ class MoCo(MomentumMethod):
         s = settings
         return cls(
             context.backbone(),
-            context.augment,
+            context.views(),
             s.projector_hidden,
             s.latent_dim,
             s.temperature,
             s.queue_size,
             s.momentum_start,
             s.momentum_end,
+            s.projector_batch_norm,
         )
 
     @torch.no_grad()

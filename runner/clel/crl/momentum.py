@@ -38,6 +38,9 @@ class MomentumMethod(SelfSupervisedMethod):
         """The online networks' projection of x."""
         return self.projector(self.backbone(x))
 
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
     @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The target networks' projection of x (no gradient)."""

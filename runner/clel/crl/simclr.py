@@ -38,10 +38,13 @@ class SimCLR(SelfSupervisedMethod):
     @classmethod
     def build(cls, settings: SimCLRSettings, context: BuildContext) -> "SimCLR":
         backbone = context.backbone()
-        return cls(backbone, context.augment, settings.projector_hidden, settings.latent_dim, settings.temperature)
+        return cls(backbone, context.views(), settings.projector_hidden, settings.latent_dim, settings.temperature)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.backbone(x))
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
 
     def loss(self, x: torch.Tensor, generated_negatives: torch.Tensor | None = None) -> CRLOutput:
         views = self.augment(torch.cat([x, x]))
