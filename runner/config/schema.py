@@ -137,8 +137,13 @@ class RunConfig(Section):
 
     def hashed_dict(self) -> dict[str, Any]:
         """Everything that determines the result: the config without its runtime section (and without the smoke
-        marker and the point, whose settings are in the values themselves)."""
-        return self.model_dump(mode="json", exclude={"runtime", "smoke", "point"})
+        marker and the point, whose settings are in the values themselves), and of the methods' tables only the
+        one the run uses (the plain EBM's projector takes SimCLR's latent size, so it keeps SimCLR's): tuning
+        one method never changes another arm's run."""
+        values = self.model_dump(mode="json", exclude={"runtime", "smoke", "point"})
+        used = "simclr" if self.crl.method == NO_ENCODER else self.crl.method
+        values["crl"] = {key: value for key, value in values["crl"].items() if key not in METHOD_SETTINGS or key == used}
+        return values
 
     @property
     def config_hash(self) -> str:
