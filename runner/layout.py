@@ -26,6 +26,8 @@ EVENTS = re.compile(r"events\.out\.tfevents\.[A-Za-z0-9_.-]+")
 SWEEP_FILE = "sweep.json"  # the runs the last sweep asked for (the missing-runs grid)
 SUMMARY_FILE = "summary.csv"  # summarize's outputs, in the store's root: summary.csv, summary_runs.csv, summary.png
 SAMPLES_GRID_FILE = "samples_grid.png"
+FID_BY_SEED_FILE = "fid_by_seed.png"  # FID per seed per arm (the README's figure)
+SAMPLES_ROWS_FILE = "samples_rows.png"  # per arm: the samples of its median-FID seed and of its worst seed
 REPORT_FILE = "report.md"
 TENSORBOARD_DIR = "tensorboard"
 

@@ -17,8 +17,9 @@ from runner.errors import UserError
 
 DEFAULT_CONFIG_FILE = "experiments.toml"
 TOP_LEVEL_TABLES = ("defaults", "profiles", "experiments", "smoke", "sweep", "cluster")
-NOT_A_SETTING = ("description",)  # keys a profile or experiment may carry that are not config values
+NOT_A_SETTING = ("description", "question")  # keys a profile or experiment may carry that are not config values
 MAX_FILE_BYTES = 1 << 20
+QUESTION_PATTERN = re.compile(NAME_PATTERN)
 
 
 class SweepConfig(Section):
@@ -97,6 +98,11 @@ def _named_tables(raw: dict[str, Any], table: str, path: Path) -> dict[str, dict
             raise UserError(f"{path}: {table}.{name}: must be a table, got {type(entry).__name__}")
         if not isinstance(entry.get("description", ""), str):
             raise UserError(f"{path}: [{table}.{name}] description: must be a string")
+        question = entry.get("question", "question")
+        if table != "experiments" and "question" in entry:
+            raise UserError(f"{path}: [{table}.{name}] question: only an experiment answers a question")
+        if not isinstance(question, str) or not QUESTION_PATTERN.fullmatch(question):
+            raise UserError(f'{path}: [{table}.{name}] question: expected a name like "replace" ({NAME_PATTERN})')
     return value
 
 
@@ -149,6 +155,11 @@ class ExperimentsFile:
     def description(self, experiment: str) -> str:
         """The experiment's one-line description, or ''."""
         return str(self.experiments.get(experiment, {}).get("description", ""))
+
+    def questions(self) -> dict[str, str]:
+        """experiment -> the study question it answers (`question = "replace"`; its verdicts' family), for the
+        experiments that name one."""
+        return {name: table["question"] for name, table in self.experiments.items() if "question" in table}
 
     def _layer(self, table: dict[str, Any], source: str) -> dict[str, tuple[Any, str]]:
         settings = {k: v for k, v in table.items() if k not in NOT_A_SETTING}

@@ -142,7 +142,9 @@ class RunConfig(Section):
         one method never changes another arm's run."""
         values = self.model_dump(mode="json", exclude={"runtime", "smoke", "point"})
         used = "simclr" if self.crl.method == NO_ENCODER else self.crl.method
-        values["crl"] = {key: value for key, value in values["crl"].items() if key not in METHOD_SETTINGS or key == used}
+        values["crl"] = {
+            key: value for key, value in values["crl"].items() if key not in METHOD_SETTINGS or key == used
+        }
         return values
 
     @property

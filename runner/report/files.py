@@ -4,12 +4,13 @@ from pathlib import Path
 
 from runner.atomic_file import write_atomic
 from runner.errors import UserError
-from runner.layout import SAMPLES_GRID_FILE
+from runner.layout import FID_BY_SEED_FILE, SAMPLES_GRID_FILE, SAMPLES_ROWS_FILE
 
 
 def output_paths(out: str) -> dict[str, Path]:
     """summary: <out>; runs: <stem>_runs.csv; plot: <stem>.png; grid: <stem>_grid.csv and <stem>_grid.png (when
-    the runs form a grid); samples: samples_grid.png, all beside <out>."""
+    the runs form a grid); samples: samples_grid.png; fid_seeds: fid_by_seed.png; sample_rows: samples_rows.png
+    (a typical and the worst seed per arm), all beside <out>."""
     if "://" in out:
         raise UserError(f"--out {out}: expected a local file path")
     path = Path(out).expanduser()
@@ -22,6 +23,8 @@ def output_paths(out: str) -> dict[str, Path]:
         "grid": path.with_name(f"{path.stem}_grid.csv"),
         "grid_plot": path.with_name(f"{path.stem}_grid.png"),
         "samples": path.with_name(SAMPLES_GRID_FILE),
+        "fid_seeds": path.with_name(FID_BY_SEED_FILE),
+        "sample_rows": path.with_name(SAMPLES_ROWS_FILE),
     }
 
 

@@ -1,4 +1,4 @@
-"""samples_grid.png: every run's samples.png in one image (summary.png is forest.py's)."""
+"""samples_grid.png: every run's samples.png in one image; samples_rows.png: a typical and the worst seed per arm."""
 
 import io
 from pathlib import Path
@@ -46,6 +46,46 @@ def plot_samples(store: Store, groups: list[Group], path: Path) -> int:
             run_id = group.runs[col].run_id
             ax.set_title(run_id, fontsize=8)
             image = _read_png(store, f"{run_id}/{SAMPLES_FILE}")
+            if image is None:
+                ax.text(0.5, 0.5, "no readable samples.png", ha="center", va="center", fontsize=8)
+                continue
+            ax.imshow(image, cmap="gray", interpolation="nearest")
+            placed += 1
+    if placed:
+        _save_figure(fig, path)
+    return placed
+
+
+def typical_and_worst(group: Group) -> list[tuple[str, Any]]:
+    """(label, run) of the group's seed with the median FID (the lower of the two middle ones) and of its worst
+    seed (highest FID); one entry when they are the same run."""
+    runs = sorted((r for r in group.runs if r.fid is not None), key=lambda r: r.fid)
+    if not runs:
+        return []
+    typical, worst = runs[(len(runs) - 1) // 2], runs[-1]
+    chosen = [("typical (median FID)", typical)]
+    return chosen if worst is typical else [*chosen, ("worst (highest FID)", worst)]
+
+
+def plot_sample_rows(store: Store, groups: list[Group], path: Path) -> int:
+    """samples_rows.png: per arm of the first profile with a baseline, the samples of its typical and its worst
+    seed, titled with the run and its FID; returns the images placed."""
+    from matplotlib.figure import Figure
+
+    profile = next((g.profile for g in groups if g.experiment == "baseline"), groups[0].profile if groups else None)
+    members = [g for g in groups if g.profile == profile]
+    if not members:
+        return 0
+    fig = Figure(figsize=(CELL_INCHES[0] * 2, CELL_INCHES[1] * len(members)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(members), 2, squeeze=False)
+    placed = 0
+    for row, group in zip(axes, members, strict=True):
+        for ax in row:
+            ax.set_axis_off()
+        for ax, (label, r) in zip(row, typical_and_worst(group), strict=False):
+            failed = " FAILED" if group.failed(r) else ""
+            ax.set_title(f"{group.experiment}, {label}\n{r.run_id}: FID {r.fid:.4g}{failed}", fontsize=7)
+            image = _read_png(store, f"{r.run_id}/{SAMPLES_FILE}")
             if image is None:
                 ax.text(0.5, 0.5, "no readable samples.png", ha="center", va="center", fontsize=8)
                 continue

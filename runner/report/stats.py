@@ -3,13 +3,14 @@
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from runner.layout import SMOKE, point_label
+from runner.metrics.sample_quality import SampleQuality
 from runner.result import RunResult
 
 BASELINE = "baseline"
@@ -92,6 +93,16 @@ class Group:
     experiment: str
     profile: str
     runs: list[RunResult]
+    samples: dict[str, SampleQuality] = field(default_factory=dict)  # run_id -> its samples' quality (failures.py)
+
+    def failed(self, r: RunResult) -> bool | None:
+        """Whether the run failed: its samples are not digits (runner.metrics.sample_quality), or, where its
+        samples were not judged, the backstop: it collapsed (fid > 0.5 x fid_init). None when neither is known."""
+        quality = self.samples.get(r.run_id)
+        return quality.failed if quality is not None else r.collapsed
+
+    def failed_seeds(self) -> list[int]:
+        return [r.seed for r in self.runs if self.failed(r)]
 
     def stat(self, key: MetricKey) -> Stat:
         """The metric over the seeds that have it."""

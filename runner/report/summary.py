@@ -10,24 +10,18 @@ from typing import Any
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
 from runner.layout import REPORT_FILE, SUMMARY_FILE, TENSORBOARD_DIR, point_tag
+from runner.report.failures import judge_runs
+from runner.report.figures import plot_fid_by_seed, plot_summary
 from runner.report.files import check_outputs, output_paths, write_output
-from runner.report.forest import plot_forest
 from runner.report.grid import GRID_COLUMNS, Trend, find_grids, format_trends, grid_rows, plot_grids, trends
 from runner.report.hparams import write_hparams
 from runner.report.markdown import report_text
-from runner.report.plots import plot_samples
+from runner.report.plots import plot_sample_rows, plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import WEAK_SEED_FACTOR, Group, group_runs, metric_keys
 from runner.report.sweep import load_config, missing_grid, missing_runs, read_sweep_record
-from runner.report.table import (
-    csv_text,
-    format_table,
-    format_verdicts,
-    run_columns,
-    run_row,
-    summary_columns,
-    summary_rows,
-)
+from runner.report.table import csv_text, run_columns, run_row, summary_columns, summary_rows
+from runner.report.terminal import format_table, format_verdicts
 from runner.report.verdicts import DEFAULT_EFFECT, Comparison, Effect, compare_groups, parse_effect
 from runner.store import Store
 
@@ -122,9 +116,13 @@ def _summarize(
     record = read_sweep_record(store)
     asked = record.asked
     order = list(experiments.experiments) if experiments else []
+    questions = experiments.questions() if experiments else {}
     groups = group_runs(scan.results, order)
+    judged = judge_runs(store, scan.results)
+    for g in groups:
+        g.samples = {r.run_id: judged[r.run_id] for r in g.runs if r.run_id in judged}
     metrics = metric_keys(scan.results)
-    comparisons = compare_groups(groups, metrics, effect)
+    comparisons = compare_groups(groups, metrics, effect, questions)
     missing = asked and missing_runs(asked, scan)
     points = record.points | {point_tag(r.point): r.point for r in scan.results if r.point}
     grids = find_grids(scan.results, experiments)
@@ -142,12 +140,15 @@ def _summarize(
     if not groups:
         log("no finished runs yet: nothing written")
         return summary
-    rows = summary_rows(groups, metrics, comparisons)
+    rows = summary_rows(groups, metrics, comparisons, questions)
     write_output(files["summary"], csv_text(summary_columns(metrics), rows).encode())
     runs = [r for g in groups for r in g.runs]
-    write_output(files["runs"], csv_text(run_columns(metrics), [run_row(r, metrics) for r in runs]).encode())
-    plot_forest(groups, metrics, comparisons, files["plot"])
+    run_rows = [run_row(r, metrics, g) for g in groups for r in g.runs]
+    write_output(files["runs"], csv_text(run_columns(metrics), run_rows).encode())
+    plot_summary(groups, metrics, comparisons, files["plot"])
     summary.files = {name: files[name] for name in ("summary", "runs", "plot")}
+    if plot_fid_by_seed(groups, files["fid_seeds"]):
+        summary.files["fid_seeds"] = files["fid_seeds"]
     if summary.trends:
         write_output(files["grid"], csv_text(GRID_COLUMNS, grid_rows(summary.trends)).encode())
         summary.files["grid"] = files["grid"]
@@ -155,6 +156,8 @@ def _summarize(
         summary.files["grid_plot"] = files["grid_plot"]
     if plot_samples(store, groups, files["samples"]):
         summary.files["samples"] = files["samples"]
+        if plot_sample_rows(store, groups, files["sample_rows"]):
+            summary.files["sample_rows"] = files["sample_rows"]
     else:
         log("no run has a readable samples.png: no samples grid")
     text = report_text(

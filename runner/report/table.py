@@ -13,37 +13,50 @@ from runner.report.encoders import (
     encoder_run_cells,
     encoder_summary,
 )
-from runner.report.stats import BASELINE, FID, SCORES, Group, MetricKey, difference, distinct
-from runner.report.verdicts import SATURATED, Comparison
+from runner.report.estimates import level
+from runner.report.failures import failure_cells
+from runner.report.stats import BASELINE, FID, Group, MetricKey, distinct
+from runner.report.verdicts import Comparison
 from runner.result import COLLAPSE_RULE, ENCODER_COLLAPSE_RULE, RunResult
+
+FAILURE_COLUMNS = (
+    "failed_n",
+    "judged_n",
+    "judged_on_samples_n",
+    "failure_rate",
+    "failure_rate_lo",
+    "failure_rate_hi",
+    "failure_fisher_p",
+)
+LEVEL_PARTS = ("n", "median", "median_lo", "median_hi", "iqm", "iqm_lo", "iqm_hi", "mean", "std")
+# against the baseline, on the endpoint's scale: FID as a ratio (exp of the log-FID shift), AUROC as a shift
+COMPARISON_PARTS = ("p_better", "p_better_lo", "p_better_hi", "p_rank", "p_holm", "p_welch", "family", "primary")
+VERDICT_PARTS = ("verdict", "seeds_needed")
+
+
+def _shift_parts(key: MetricKey) -> tuple[str, ...]:
+    name = "ratio" if key == FID else "shift"
+    return (name, f"{name}_lo", f"{name}_hi", f"welch_{name}_lo", f"welch_{name}_hi", f"mde_{name}")
+
+
+def metric_parts(key: MetricKey) -> tuple[str, ...]:
+    """The summary.csv columns of one endpoint, after its name (fid_median, auroc_noise_marginal_shift, ...)."""
+    return (*LEVEL_PARTS, *_shift_parts(key), *COMPARISON_PARTS, *VERDICT_PARTS)
 
 
 def summary_columns(metrics: list[MetricKey]) -> list[str]:
     """summary.csv's columns, in order."""
-    per_metric = (
-        "n",
-        "mean",
-        "std",
-        "diff",
-        "diff_ci95_lo",
-        "diff_ci95_hi",
-        "p",
-        "p_holm",
-        "verdict",
-        "mde",
-        "seeds_needed",
-    )
-    metric_columns = [f"{key.column}_{part}" for key in metrics for part in per_metric]
+    metric_columns = [f"{key.column}_{part}" for key in metrics for part in metric_parts(key)]
     tail = ["iterations", "wall_h_mean", "wall_h_total", "device", "fid_features", "notes"]
-    head = ["experiment", "profile", "n_seeds", "seeds", "collapsed_n", *ENCODER_SUMMARY_COLUMNS]
-    return [*head, *metric_columns, *tail]
+    head = ["experiment", "profile", "question", "n_seeds", "seeds", *FAILURE_COLUMNS, "collapsed_n"]
+    return [*head, *ENCODER_SUMMARY_COLUMNS, *metric_columns, *tail]
 
 
 def run_columns(metrics: list[MetricKey]) -> list[str]:
     """summary_runs.csv's columns, in order."""
     head = ["run_id", "experiment", "profile", "seed", "crl", "norm_direction_split", "use_generated_negatives"]
     metric_columns = ["fid", "fid_features", "fid_init", "collapsed", *(key.column for key in metrics if key.ood_set)]
-    metric_columns += ENCODER_RUN_COLUMNS
+    metric_columns += [*SAMPLE_COLUMNS, *ENCODER_RUN_COLUMNS]
     tail = ["iterations", "wall_h", "device", "torch", "config_hash", "fid_protocol", "notes"]
     return [*head, *metric_columns, *tail]
 
@@ -83,32 +96,66 @@ def _group_notes(group: Group, base: Group | None, metrics: list[MetricKey]) -> 
     return notes
 
 
+def _to_display(key: MetricKey, value: float | None) -> float | None:
+    """A shift on the comparison scale as summary.csv shows it: a FID ratio (exp of the log shift), or AUROC."""
+    if value is None:
+        return None
+    return float(np.exp(value)) if key == FID else value
+
+
+def _pair(values: tuple[float, float] | None) -> tuple[float | None, float | None]:
+    return (None, None) if values is None else values
+
+
+def comparison_cells(key: MetricKey, c: Comparison) -> dict[str, Any]:
+    """One endpoint's comparison columns (without the endpoint's name)."""
+    name, low, high, welch_low, welch_high, mde = _shift_parts(key)
+    cells: dict[str, Any] = {"family": c.family, "primary": c.primary, "verdict": c.verdict, "p_holm": c.p_holm}
+    cells |= {mde: _to_display(key, c.mde), "seeds_needed": c.seeds_needed}
+    if c.shift is not None:
+        shift = c.shift
+        cells[name] = _to_display(key, shift.shift)
+        cells[low], cells[high] = (_to_display(key, v) for v in _pair(shift.shift_ci))
+        cells[welch_low], cells[welch_high] = (_to_display(key, v) for v in _pair(shift.welch_ci))
+        cells["p_better"] = shift.p_better
+        cells["p_better_lo"], cells["p_better_hi"] = _pair(shift.p_better_ci)
+        cells |= {"p_rank": shift.p_rank, "p_welch": shift.p_welch}
+    return cells
+
+
+def level_cells(group: Group, key: MetricKey) -> dict[str, Any]:
+    """One endpoint's levels over the arm's seeds (raw FID or AUROC)."""
+    found = level(np.asarray(group.stat(key).values, dtype=float))
+    cells = {"n": found.n, "median": found.median, "iqm": found.iqm, "mean": found.mean, "std": found.std}
+    cells["median_lo"], cells["median_hi"] = _pair(found.median_ci)
+    cells["iqm_lo"], cells["iqm_hi"] = _pair(found.iqm_ci)
+    return cells
+
+
 def summary_row(
-    group: Group, base: Group | None, metrics: list[MetricKey], verdicts: dict[tuple, Comparison] | None = None
+    group: Group,
+    base: Group | None,
+    metrics: list[MetricKey],
+    verdicts: dict[tuple, Comparison] | None = None,
+    question: str = "",
 ) -> dict[str, Any]:
-    """One summary.csv row: per-metric n/mean/std, difference from the baseline with its interval, and the
-    verdict columns (runner.report.verdicts) where the comparison was made."""
+    """One summary.csv row: the arm's failures and encoder, and per endpoint its levels and, where the comparison
+    was made, its shift against the baseline with the tests and the verdict (runner.report.verdicts)."""
     row: dict[str, Any] = {
         "experiment": group.experiment,
         "profile": group.profile,
+        "question": question,
         "n_seeds": len(group.runs),
         "seeds": " ".join(str(r.seed) for r in group.runs),
+        **failure_cells(group, base),
         "collapsed_n": len(collapsed_seeds(group)),
         **encoder_summary(group),
     }
     for key in metrics:
-        stat = group.stat(key)
-        diff, lo, hi = difference(group, base, key)
-        parts = {"n": stat.n, "mean": stat.mean, "std": stat.std, "diff": diff, "diff_ci95_lo": lo, "diff_ci95_hi": hi}
+        parts = level_cells(group, key)
         verdict = (verdicts or {}).get((group.experiment, group.profile, key))
         if verdict is not None:
-            parts |= {
-                "p": verdict.p,
-                "p_holm": verdict.p_holm,
-                "verdict": verdict.verdict,
-                "mde": verdict.mde,
-                "seeds_needed": verdict.seeds_needed,
-            }
+            parts |= comparison_cells(key, verdict)
         row |= {f"{key.column}_{part}": value for part, value in parts.items()}
     hours = [r.wall_s / 3600 for r in group.runs]
     return row | {
@@ -122,15 +169,34 @@ def summary_row(
 
 
 def summary_rows(
-    groups: list[Group], metrics: list[MetricKey], comparisons: list[Comparison] | None = None
+    groups: list[Group],
+    metrics: list[MetricKey],
+    comparisons: list[Comparison] | None = None,
+    questions: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """summary.csv's rows; differences are against the baseline of the same profile."""
     baselines = {g.profile: g for g in groups if g.experiment == BASELINE}
     verdicts = {(c.experiment, c.profile, c.key): c for c in comparisons or []}
-    return [summary_row(g, baselines.get(g.profile), metrics, verdicts) for g in groups]
+    questions = questions or {}
+    return [
+        summary_row(g, baselines.get(g.profile), metrics, verdicts, questions.get(g.experiment, "")) for g in groups
+    ]
 
 
-def run_row(r: RunResult, metrics: list[MetricKey]) -> dict[str, Any]:
+SAMPLE_COLUMNS = ("failed", "sample_precision", "sample_density", "sample_coverage")
+
+
+def sample_cells(group: Group, r: RunResult) -> dict[str, Any]:
+    """A run's failure and, where its samples were judged, their precision, density and coverage."""
+    cells: dict[str, Any] = {"failed": group.failed(r)}
+    quality = group.samples.get(r.run_id)
+    if quality is not None:
+        cells |= {"sample_precision": quality.precision, "sample_density": quality.density}
+        cells["sample_coverage"] = quality.coverage
+    return cells
+
+
+def run_row(r: RunResult, metrics: list[MetricKey], group: Group | None = None) -> dict[str, Any]:
     """One summary_runs.csv row; missing metrics are empty and named in notes."""
     missing = [key.column for key in metrics if key.evaluated(r) and key.value(r) is None]
     notes = ([f"missing: {', '.join(missing)}"] if missing else []) + list(r.notes)
@@ -148,7 +214,7 @@ def run_row(r: RunResult, metrics: list[MetricKey]) -> dict[str, Any]:
         "collapsed": r.collapsed,
     }
     row |= {key.column: key.value(r) for key in metrics if key.ood_set}
-    row |= encoder_run_cells(r)
+    row |= encoder_run_cells(r) | (sample_cells(group, r) if group is not None else {})
     return row | {
         "iterations": r.iterations,
         "wall_h": r.wall_s / 3600,
@@ -177,98 +243,3 @@ def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
     writer.writerow(columns)
     writer.writerows([_cell(row.get(column)) for column in columns] for row in rows)
     return buffer.getvalue()
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _fid_cell(group: Group) -> str:
-    stat = group.stat(FID)
-    if stat.mean is None:
-        return "-"
-    text = _fmt(stat.mean, 2) + ("" if stat.std is None else f" ± {stat.std:.2f}")
-    text = text if stat.n == len(group.runs) else f"{text} [n={stat.n}]"
-    collapsed = collapsed_seeds(group)
-    return f"{text} ({len(collapsed)} of {len(group.runs)} collapsed)" if collapsed else text
-
-
-def _encoder_cell(group: Group) -> str:
-    """`0.95 (0.93-0.96)` median and range of the probe on z, `; 2 collapsed` when encoders collapsed; '-' without."""
-    cells = encoder_summary(group)
-    if not cells or cells["probe_z_median"] is None:
-        return "-"
-    text = f"{cells['probe_z_median']:.3f} ({cells['probe_z_min']:.3f}-{cells['probe_z_max']:.3f})"
-    return text + (f"; {cells['encoder_collapsed_n']} collapsed" if cells["encoder_collapsed_n"] else "")
-
-
-def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
-    """An aligned text table: experiment, profile, n, fid mean ± std, the encoder's probe on z, AUROC
-    marginal/joint means per OOD set."""
-    sets = sorted({key.ood_set for key in metrics if key.ood_set})
-    header = ["experiment", "profile", "n", "fid mean ± std", "probe z", *(f"{name} m/j" for name in sets)]
-    rows = [header]
-    for g in groups:
-        aurocs = [
-            "/".join(_fmt(g.stat(MetricKey(name, score)).mean, 3) for score in SCORES) if g.has(MetricKey(name)) else ""
-            for name in sets
-        ]
-        rows.append([g.experiment, g.profile, str(len(g.runs)), _fid_cell(g), _encoder_cell(g), *aurocs])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    legend = (
-        f"fid: mean ± sample std over seeds ([n=k]: only k seeds have it; collapsed runs, {COLLAPSE_RULE}, are "
-        "counted in the mean and named); probe z: the encoder's linear-probe accuracy on z, median (range) over "
-        f"seeds, and the collapsed encoders ({ENCODER_COLLAPSE_RULE}); <set> m/j: mean AUROC marginal/joint"
-    )
-    return "\n".join([*lines, legend])
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
-
-
-def _g(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
-def format_verdicts(comparisons: list[Comparison]) -> str:
-    """The verdict table: one line per arm x metric tested against its baseline, saturated metrics in a note."""
-    tested = [c for c in comparisons if c.verdict != SATURATED and c.n]  # not an arm without the metric
-    if not tested:
-        return ""
-    header = ["profile", "arm", "metric", "n/base", "diff [95% CI]", "p", "p_holm", "verdict", "mde", "seeds"]
-    rows = [header]
-    for c in tested:
-        interval = f" [{_g(c.ci95[0])}, {_g(c.ci95[1])}]" if c.ci95 else ""
-        rows.append(
-            [
-                c.profile,
-                c.experiment,
-                c.key.column,
-                f"{c.n}/{c.n_baseline}",
-                f"{_g(c.diff)}{interval}",
-                _p(c.p),
-                _p(c.p_holm),
-                c.verdict,
-                _g(c.mde),
-                "-" if c.seeds_needed is None else str(c.seeds_needed),
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    families = {}
-    for c in comparisons:
-        families[c.profile] = families.get(c.profile, 0) + c.tested
-    family_text = ", ".join(f"{n} for {profile}" for profile, n in families.items())
-    saturated = sorted({f"{c.key.column} ({c.profile})" for c in comparisons if c.verdict == SATURATED})
-    legend = [
-        f"verdicts: Welch's t-test against the profile's baseline, Holm-adjusted over each profile's tested "
-        f"comparisons ({family_text}), at 5%; mde: the difference 80% power would detect at alpha 0.05 with these "
-        "seeds; seeds: per arm, to detect the --effect size",
-    ]
-    if saturated:
-        legend.append(f"saturated (every run at one value, not tested): {', '.join(saturated)}")
-    return "\n".join([*lines, *legend])

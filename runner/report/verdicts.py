@@ -1,32 +1,31 @@
-"""Verdicts: each arm against its profile's baseline, per metric, corrected for the family of comparisons.
+"""Verdicts: each arm against its profile's baseline, per endpoint, within the family of its question
+(docs/STATISTICS.md, written before the evidence was summarized).
 
-For one profile the family is every (arm x metric) comparison with the baseline that can be tested: both sides
-have at least two seeds with the metric and the values are not saturated (all runs of the arm and the baseline
-at one value, e.g. AUROC 1.000). Per comparison:
-
-- p: Welch's t-test (scipy.stats.ttest_ind, equal_var=False), two-sided;
-- p_holm: Holm's step-down adjustment over the family (statsmodels multipletests, method "holm");
-- verdict at adjusted 5%: better / worse (by the metric's direction: FID lower, AUROC higher is better) or
-  "no difference detected";
-- mde: the minimum detectable difference at 80% power, two-sided alpha 0.05, for the seeds at hand: the effect
-  size statsmodels' TTestIndPower solves for, times the pooled standard deviation of the two groups;
-- seeds_needed: the seeds per arm (as many as the baseline) that would detect `effect` at 80% power.
+- Endpoints: the primary ones are log FID and the interpolation set's marginal AUROC (PRIMARY); every other AUROC
+  is secondary. FID is compared on the log scale.
+- Families: the arms of one question (experiments.toml's `question`: replace, negatives, remove, control; an arm
+  without one is its own family) at one profile, primary and secondary endpoints apart. Holm's adjustment
+  (statsmodels) runs within a family.
+- Test: the exact two-sided Mann-Whitney test (scipy); verdict at Holm-adjusted 5%: better / worse by the
+  direction of the Hodges-Lehmann shift (FID lower, AUROC higher is better), else "no difference detected".
+  Welch's t-test (on log FID) is reported beside it, not used for the verdict.
+- MDE: the shift the same test detects with 80% power at the alpha of Holm's first step (5% / family size),
+  under a normal model with the pooled robust spread (runner.report.power); seeds_needed: the seeds per arm that
+  detect `--effect` so, or None beyond 50.
 """
 
 import math
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower
 
-from runner.report.stats import BASELINE, FID, Group, MetricKey, welch_interval
+from runner.report.estimates import Shift, compare
+from runner.report.power import minimum_detectable_shift, robust_spread, seeds_needed
+from runner.report.stats import BASELINE, FID, Group, MetricKey
 
 ALPHA = 0.05
-POWER = 0.8
-MAX_SEEDS = 10_000
+PRIMARY = (FID, MetricKey("interpolation", "marginal"))
 BETTER, WORSE, NO_DIFFERENCE, SATURATED, UNTESTED = (
     "better",
     "worse",
@@ -34,21 +33,24 @@ BETTER, WORSE, NO_DIFFERENCE, SATURATED, UNTESTED = (
     "saturated",
     "not tested",
 )
-DEFAULT_EFFECT = "fid=10%,auroc=0.02"  # summarize --effect: 10% of the baseline's mean FID, 0.02 of AUROC
+DEFAULT_EFFECT = "fid=10%,auroc=0.02"  # summarize --effect: a FID ratio of 1.1 (or 10 FID), 0.02 of AUROC
 
 
 @dataclass(frozen=True)
 class Effect:
-    """The difference seeds_needed is computed for: absolute, or a fraction of the baseline mean."""
+    """The difference seeds_needed is computed for: a FID ratio (fid_relative) or FID units, and AUROC units."""
 
     fid: float
     fid_relative: bool
     auroc: float
 
-    def size(self, key: MetricKey, baseline_mean: float) -> float:
+    def size(self, key: MetricKey, baseline_median: float) -> float:
+        """On the endpoint's comparison scale: log FID (log of the ratio), or AUROC."""
         if key.ood_set is not None:
             return self.auroc
-        return self.fid * abs(baseline_mean) if self.fid_relative else self.fid
+        if self.fid_relative:
+            return math.log1p(self.fid)
+        return math.log1p(self.fid / baseline_median) if baseline_median > 0 else math.inf
 
 
 def parse_effect(text: str) -> Effect:
@@ -70,69 +72,46 @@ def parse_effect(text: str) -> Effect:
     return Effect(fid, relative, auroc)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One arm x metric against the baseline of the same profile."""
-
-    experiment: str
-    profile: str
-    key: MetricKey
-    n: int
-    n_baseline: int
-    diff: float | None
-    ci95: tuple[float, float] | None
-    p: float | None
-    p_holm: float | None
-    verdict: str
-    mde: float | None
-    seeds_needed: int | None
-
-    @property
-    def tested(self) -> bool:
-        return self.p is not None
-
-
 def lower_is_better(key: MetricKey) -> bool:
     return key == FID
 
 
-def pooled_std(a: np.ndarray, b: np.ndarray) -> float:
-    """sqrt(((n_a - 1) s_a^2 + (n_b - 1) s_b^2) / (n_a + n_b - 2))."""
-    return math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+def scale(key: MetricKey, values: tuple[float, ...]) -> np.ndarray:
+    """An endpoint's values on its comparison scale: log FID (positive FIDs only), AUROC as it is."""
+    array = np.asarray(values, dtype=float)
+    return np.log(array[array > 0]) if key == FID else array
 
 
-def minimum_detectable_difference(n: int, n_baseline: int, spread: float) -> float:
-    """The difference a two-sided two-sample t-test at ALPHA detects with POWER for these group sizes and spread
-    (statsmodels' power of the pooled-variance t-test; Welch's test has about the same power at these sizes)."""
-    d = TTestIndPower().solve_power(
-        effect_size=None, nobs1=n, alpha=ALPHA, power=POWER, ratio=n_baseline / n, alternative="two-sided"
-    )
-    return float(d) * spread
+@dataclass(frozen=True)
+class Comparison:
+    """One arm x endpoint against the baseline of the same profile, on the endpoint's scale (log FID, AUROC): the
+    shift and its tests, Holm's adjusted p within the family, the verdict, the MDE (same scale) and seeds_needed."""
 
+    experiment: str
+    profile: str
+    key: MetricKey
+    family: str
+    primary: bool
+    n: int
+    n_baseline: int
+    shift: Shift | None
+    p_holm: float | None
+    verdict: str
+    mde: float | None
+    seeds_needed: int | None
+    family_size: int = 0
 
-def _power(d: float, n: int) -> float:
-    """Power of the two-sided two-sample t-test at ALPHA with n seeds per group. For a large d scipy's noncentral
-    t returns nan for the far lower tail (below 1e-15 there); the upper tail alone is then the power."""
-    analysis = TTestIndPower()
-    power = analysis.power(effect_size=d, nobs1=n, alpha=ALPHA, ratio=1.0)
-    if math.isfinite(power):
-        return float(power)
-    return float(analysis.power(effect_size=d, nobs1=n, alpha=ALPHA / 2, ratio=1.0, alternative="larger"))
+    @property
+    def tested(self) -> bool:
+        return self.shift is not None and self.shift.p_rank is not None
 
+    @property
+    def p(self) -> float | None:
+        return None if self.shift is None else self.shift.p_rank
 
-def seeds_for(effect: float, spread: float) -> int:
-    """Seeds per group (equal groups) for which a two-sided t-test at ALPHA detects `effect` with POWER."""
-    if spread == 0:
-        return 2
-    d = effect / spread
-    if d < 1e-3:
-        return MAX_SEEDS
-    if _power(d, 2) >= POWER:
-        return 2  # the solver finds no root below two seeds (it returns nan for a large d)
-    n = TTestIndPower().solve_power(effect_size=d, nobs1=None, alpha=ALPHA, power=POWER, ratio=1.0)
-    if not math.isfinite(n):  # the solver met the lower tail's nan on its way: the smallest n by search
-        n = next((k for k in range(3, MAX_SEEDS) if _power(d, k) >= POWER), MAX_SEEDS)
-    return int(min(MAX_SEEDS, max(2, math.ceil(float(n)))))
+    @property
+    def alpha_first_step(self) -> float:
+        return ALPHA / max(self.family_size, 1)
 
 
 def is_saturated(a: np.ndarray, b: np.ndarray) -> bool:
@@ -141,30 +120,29 @@ def is_saturated(a: np.ndarray, b: np.ndarray) -> bool:
     return len(both) > 0 and float(both.max() - both.min()) <= 1e-12
 
 
-def _compare(group: Group, base: Group, key: MetricKey, effect: Effect) -> Comparison:
-    a, b = np.asarray(group.stat(key).values), np.asarray(base.stat(key).values)
-    untested = Comparison(
-        group.experiment, group.profile, key, len(a), len(b), None, None, None, None, UNTESTED, None, None
-    )
-    if not len(a) or not len(b):
-        return untested
-    diff = float(a.mean() - b.mean())
-    if is_saturated(a, b):
-        return replace(untested, diff=diff, verdict=SATURATED)
-    if len(a) < 2 or len(b) < 2:
-        return replace(untested, diff=diff)
-    spread = pooled_std(a, b)
-    with warnings.catch_warnings():  # one side constant (a baseline at AUROC 1.000 on every seed): scipy warns of
-        warnings.simplefilter("ignore", RuntimeWarning)  # that side's moments; Welch's p is still well defined
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if spread > 0 else None
+def _testable(a: np.ndarray, b: np.ndarray) -> bool:
+    return len(a) >= 2 and len(b) >= 2 and not is_saturated(a, b)
+
+
+def _compare(group: Group, base: Group, key: MetricKey, family: str, size: int, effect: Effect) -> Comparison:
+    """The comparison, with the MDE and seeds_needed at the alpha of Holm's first step in a family of `size`."""
+    a, b = scale(key, group.stat(key).values), scale(key, base.stat(key).values)
+    c = Comparison(
+        group.experiment, group.profile, key, family, key in PRIMARY, len(a), len(b), None, None, UNTESTED, None,
+        None, size,
+    )  # fmt: skip
+    if len(a) and len(b) and is_saturated(a, b):
+        return replace(c, verdict=SATURATED)
+    if not _testable(a, b):
+        return c
+    spread = robust_spread(a, b)
+    needed = seeds_needed(effect.size(key, float(np.median(base.stat(key).values))), spread, c.alpha_first_step)
     return replace(
-        untested,
-        diff=diff,
-        ci95=welch_interval(a, b),
-        p=p,
-        verdict=UNTESTED if p is None else NO_DIFFERENCE,
-        mde=minimum_detectable_difference(len(a), len(b), spread),
-        seeds_needed=seeds_for(effect.size(key, float(b.mean())), spread),
+        c,
+        shift=compare(a, b, lower_is_better(key)),
+        verdict=NO_DIFFERENCE,
+        mde=minimum_detectable_shift(len(a), len(b), c.alpha_first_step, spread),
+        seeds_needed=needed,
     )
 
 
@@ -178,25 +156,32 @@ def holm(comparisons: list[Comparison]) -> list[Comparison]:
     for c, p_holm in zip(tested, adjusted, strict=True):
         verdict = NO_DIFFERENCE
         if p_holm < ALPHA:
-            verdict = BETTER if (c.diff < 0) == lower_is_better(c.key) else WORSE
+            verdict = BETTER if (c.shift.shift < 0) == lower_is_better(c.key) else WORSE
         done[id(c)] = replace(c, p_holm=float(p_holm), verdict=verdict)
     return [done.get(id(c), c) for c in comparisons]
 
 
-def compare_groups(groups: list[Group], metrics: list[MetricKey], effect: Effect) -> list[Comparison]:
-    """Every arm x metric against the baseline of its profile, Holm-adjusted per profile (the family)."""
+def compare_groups(
+    groups: list[Group], metrics: list[MetricKey], effect: Effect, questions: dict[str, str] | None = None
+) -> list[Comparison]:
+    """Every arm x endpoint against the baseline of its profile, Holm-adjusted within each family (a question's
+    arms at one profile, primary and secondary endpoints apart). `questions`: experiment -> its question."""
+    questions = questions or {}
     baselines = {g.profile: g for g in groups if g.experiment == BASELINE}
-    result: list[Comparison] = []
-    for profile in dict.fromkeys(g.profile for g in groups):
-        base = baselines.get(profile)
-        if base is None:
-            continue
-        family = [
-            _compare(g, base, key, effect)
-            for g in groups
-            if g.profile == profile and g is not base
-            for key in metrics
-            if g.has(key) and base.has(key)
-        ]
-        result += holm(family)
-    return result
+    planned = [
+        (g, baselines[g.profile], key, (g.profile, questions.get(g.experiment, g.experiment), key in PRIMARY))
+        for g in groups
+        if g.profile in baselines and g is not baselines[g.profile]
+        for key in metrics
+        if g.has(key) and baselines[g.profile].has(key)
+    ]
+    sizes: dict[tuple[str, str, bool], int] = {}
+    for g, base, key, family in planned:
+        testable = _testable(scale(key, g.stat(key).values), scale(key, base.stat(key).values))
+        sizes[family] = sizes.get(family, 0) + testable
+    families: dict[tuple[str, str, bool], list[Comparison]] = {}
+    for g, base, key, family in planned:
+        families.setdefault(family, []).append(_compare(g, base, key, family[1], sizes[family], effect))
+    result = [c for members in families.values() for c in holm(members)]
+    order = {(g.experiment, g.profile): i for i, g in enumerate(groups)}
+    return sorted(result, key=lambda c: (order[(c.experiment, c.profile)], metrics.index(c.key)))

@@ -5,6 +5,7 @@ CSVs and TensorBoard sessions it makes of them (by hand and against scipy)."""
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -134,53 +135,57 @@ def check_summary_csv(path: Path) -> None:
     assert [row["experiment"] for row in rows] == ["baseline", "no_norm_split", "plain_ebm"]
     base, split, plain = by_exp["baseline"], by_exp["no_norm_split"], by_exp["plain_ebm"]
 
-    # baseline: fid 10, 12, 14 -> mean 12, sample std 2; no differences against itself
+    # baseline: fid 10, 12, 14 -> median and mean 12, sample std 2; no comparison with itself
     assert (base["n_seeds"], base["seeds"], base["fid_n"]) == ("3", "0 1 2", "3")
-    assert float(base["fid_mean"]) == 12.0 and float(base["fid_std"]) == 2.0
-    assert base["fid_diff"] == base["fid_diff_ci95_lo"] == base["fid_diff_ci95_hi"] == ""
-    assert float(base["auroc_interpolation_marginal_mean"]) == pytest.approx(0.85)
+    assert float(base["fid_median"]) == 12.0 and float(base["fid_mean"]) == 12.0 and float(base["fid_std"]) == 2.0
+    assert float(base["fid_iqm"]) == pytest.approx(stats.trim_mean([10.0, 12.0, 14.0], 0.25))
+    assert base["fid_ratio"] == base["fid_p_rank"] == base["fid_verdict"] == ""
+    assert float(base["auroc_interpolation_marginal_median"]) == pytest.approx(0.85)
     assert float(base["auroc_interpolation_marginal_std"]) == pytest.approx(0.05)
 
-    # no_norm_split: fid of s1 missing -> n 2, mean (20 + 23) / 2, std 3 / sqrt(2), never a zero
+    # no_norm_split: fid of s1 missing -> n 2, median (20 + 23) / 2, never a zero
     assert (split["n_seeds"], split["fid_n"]) == ("3", "2")
-    assert float(split["fid_mean"]) == 21.5
-    assert float(split["fid_std"]) == pytest.approx(2.1213203, abs=1e-6)
-    assert float(split["fid_diff"]) == 9.5
-    lo, hi = float(split["fid_diff_ci95_lo"]), float(split["fid_diff_ci95_hi"])
-    assert (lo, hi) == pytest.approx((1.8993584, 17.1006416), abs=1e-5)
+    assert float(split["fid_median"]) == 21.5
     assert "fid missing for s1" in split["notes"]
+    # the FID ratio: exp of the Hodges-Lehmann shift of log FID, the median of the six pairwise log ratios; here
+    # the middle two are 20/12 and 23/12, so the ratio is their geometric mean
+    assert float(split["fid_ratio"]) == pytest.approx(math.sqrt(20 / 12 * 23 / 12))
+    assert float(split["fid_ratio_lo"]) <= float(split["fid_ratio"]) <= float(split["fid_ratio_hi"])
+    # every no_norm_split seed is above every baseline seed: exact U = 6 of 6, two-sided p = 2 / C(5, 2)
+    assert float(split["fid_p_rank"]) == pytest.approx(0.2)
+    assert float(split["fid_p_better"]) == 0.0  # no seed of the arm has a lower FID than a seed of the baseline
+    welch = stats.ttest_ind(np.log([20.0, 23.0]), np.log([10.0, 12.0, 14.0]), equal_var=False)
+    assert float(split["fid_p_welch"]) == pytest.approx(welch.pvalue, rel=1e-6)
+    low, high = welch.confidence_interval(0.95)
+    assert float(split["fid_welch_ratio_lo"]) == pytest.approx(math.exp(low), rel=1e-6)
+    assert float(split["fid_welch_ratio_hi"]) == pytest.approx(math.exp(high), rel=1e-6)
     marginal = ([0.60, 0.66, 0.69], [0.80, 0.85, 0.90])
-    assert float(split["auroc_interpolation_marginal_mean"]) == pytest.approx(0.65)
-    assert float(split["auroc_interpolation_marginal_std"]) == pytest.approx(np.std(marginal[0], ddof=1), rel=1e-6)
-    assert float(split["auroc_interpolation_marginal_diff"]) == pytest.approx(-0.2)
-    got = (
-        float(split["auroc_interpolation_marginal_diff_ci95_lo"]),
-        float(split["auroc_interpolation_marginal_diff_ci95_hi"]),
-    )
-    assert got == pytest.approx(welch_reference(*marginal), rel=1e-6)
-    joint = ([0.80, 0.82, 0.84], [0.98, 0.96, 0.97])
-    got = (
-        float(split["auroc_uniform_noise_joint_diff_ci95_lo"]),
-        float(split["auroc_uniform_noise_joint_diff_ci95_hi"]),
-    )
-    assert got == pytest.approx(welch_reference(*joint), rel=1e-6)
+    assert float(split["auroc_interpolation_marginal_median"]) == pytest.approx(0.66)
+    pairs = [a - b for a in marginal[0] for b in marginal[1]]
+    assert float(split["auroc_interpolation_marginal_shift"]) == pytest.approx(np.median(pairs))
 
-    # verdict columns: Welch's p (scipy), Holm over the family of no_norm_split's five metrics (plain_ebm has one
-    # seed: not tested), the verdict by direction, MDE and seeds at 80% power
-    p_fid = stats.ttest_ind([20.0, 23.0], [10.0, 12.0, 14.0], equal_var=False).pvalue
-    assert float(split["fid_p"]) == pytest.approx(p_fid, rel=1e-6)
-    family = sorted(float(split[f"{key.column}_p"]) for key in METRICS)
-    holm = np.maximum.accumulate([min(1.0, (5 - i) * p) for i, p in enumerate(family)])
-    assert sorted(float(split[f"{key.column}_p_holm"]) for key in METRICS) == pytest.approx(list(holm), rel=1e-6)
-    assert split["auroc_interpolation_marginal_verdict"] in ("worse", "no difference detected")
-    assert float(split["fid_mde"]) > 0 and int(split["fid_seeds_needed"]) >= 2
-    assert base["fid_p"] == base["fid_verdict"] == "" and plain["fid_p"] == ""
+    # the primary family of no_norm_split (its question; the made-up config names none): fid and the
+    # interpolation marginal AUROC, Holm over the two exact p-values; the secondary endpoints apart
+    primary = [float(split[f"{key}_p_rank"]) for key in ("fid", "auroc_interpolation_marginal")]
+    expected = np.maximum.accumulate([min(1.0, (2 - i) * p) for i, p in enumerate(sorted(primary))])
+    assert sorted(float(split[f"{key}_p_holm"]) for key in ("fid", "auroc_interpolation_marginal")) == pytest.approx(
+        list(expected)
+    )
+    assert split["fid_family"] == "no_norm_split" and split["fid_primary"] == "true"
+    assert split["auroc_uniform_noise_joint_primary"] == "false"
+    assert split["fid_verdict"] == "no difference detected"  # three vs two seeds: no exact p below 0.1
+    assert split["fid_mde_ratio"] == ""  # no outcome of the test reaches alpha 0.025 at 2 vs 3 seeds
+    assert base["fid_p_rank"] == base["fid_verdict"] == "" and plain["fid_p_rank"] == ""
 
-    # plain_ebm: one seed -> no std and no interval, but a difference; joint AUROC missing -> n 0, empty
-    assert (plain["n_seeds"], plain["fid_std"], plain["fid_diff"]) == ("1", "", "18")
-    assert plain["fid_diff_ci95_lo"] == plain["fid_diff_ci95_hi"] == ""
-    assert plain["auroc_interpolation_joint_n"] == "0" and plain["auroc_interpolation_joint_mean"] == ""
+    # plain_ebm: one seed -> no std, no interval, no test; joint AUROC missing -> n 0, empty
+    assert (plain["n_seeds"], plain["fid_std"], plain["fid_median"]) == ("1", "", "30")
+    assert plain["fid_median_lo"] == plain["fid_median_hi"] == plain["fid_ratio"] == ""
+    assert plain["auroc_interpolation_joint_n"] == "0" and plain["auroc_interpolation_joint_median"] == ""
     assert "auroc_interpolation_joint, auroc_uniform_noise_joint missing for all seeds" in plain["notes"]
+
+    # failures: no samples.png is a grid here (made-up PNGs), so the backstop decides (none collapsed)
+    assert (base["failed_n"], base["judged_n"], base["judged_on_samples_n"]) == ("0", "3", "0")
+    assert float(base["failure_rate_hi"]) == pytest.approx(1 - 0.025 ** (1 / 3))  # Clopper-Pearson, 0 of 3
 
     # wall hours: (1800 + 2160 + 2520) s over 3 runs; iterations, device
     assert float(base["wall_h_total"]) == pytest.approx(1.8) and float(base["wall_h_mean"]) == pytest.approx(0.6)
@@ -247,4 +252,12 @@ def check_hparams(logdir: Path, run_ids: list[str]) -> None:
 
 
 # the files summarize writes (beside the store when no --out is given)
-OUTPUT_NAMES = ["report.md", "samples_grid.png", "summary.csv", "summary.png", "summary_runs.csv"]
+OUTPUT_NAMES = [
+    "fid_by_seed.png",
+    "report.md",
+    "samples_grid.png",
+    "samples_rows.png",
+    "summary.csv",
+    "summary.png",
+    "summary_runs.csv",
+]

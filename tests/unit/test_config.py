@@ -78,7 +78,7 @@ def test_resolution_order_defaults_profile_experiment_cli(experiments):
 @pytest.mark.parametrize("ablation", [e for e in EXPERIMENTS if e != "baseline"])
 @pytest.mark.parametrize("profile", ["tiny", "paper"])
 def test_ablation_differs_from_baseline_only_in_the_keys_it_names(experiments, ablation, profile):
-    named = _flat({k: v for k, v in experiments.experiments[ablation].items() if k != "description"})
+    named = _flat({k: v for k, v in experiments.experiments[ablation].items() if k not in ("description", "question")})
     exclude = {"runtime", "smoke", "point"}
     base = _flat(experiments.resolve("baseline", profile, 0).model_dump(mode="json", exclude=exclude))
     other = _flat(experiments.resolve(ablation, profile, 0).model_dump(mode="json", exclude=exclude))

@@ -3,6 +3,7 @@ plots, HParams read back with TensorBoard's own event reader, partial sweeps, co
 tests/integration/test_report_s3.py; a real run: tests/e2e/test_report_runs.py."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from matplotlib.image import imread
 
 from runner.errors import UserError
 from runner.layout import TENSORBOARD_DIR, point_tag
+from runner.report.estimates import level
 from runner.report.scan import read_result
 from runner.report.stats import welch_interval
 from runner.report.summary import summarize
@@ -113,16 +115,17 @@ def test_summarize_local_store(tmp_path):
         ["plain_ebm", "tiny", "seeds", "1-2"],
     ]
 
-    # the printed table
+    # the printed table: medians, with a bootstrap interval where there are two values or more
     table = stdout.splitlines()
     assert table[0].split() == [
         "experiment",
         "profile",
         "n",
         "fid",
-        "mean",
-        "±",
-        "std",
+        "median",
+        "[95%",
+        "CI]",
+        "failed",
         "probe",
         "z",
         "interpolation",
@@ -130,27 +133,19 @@ def test_summarize_local_store(tmp_path):
         "uniform_noise",
         "m/j",
     ]
-    assert table[1].split() == ["baseline", "tiny", "3", "12.00", "±", "2.00", "-", "0.850/0.730", "0.980/0.970"]
-    assert table[2].split() == [
-        "no_norm_split",
-        "tiny",
-        "3",
-        "21.50",
-        "±",
-        "2.12",
-        "[n=2]",
-        "-",
-        "0.650/0.567",
-        "0.910/0.820",
-    ]
-    assert table[3].split() == ["plain_ebm", "tiny", "1", "30.00", "-", "0.550/-", "0.850/-"]
+    base_ci = level(np.array([10.0, 12.0, 14.0])).median_ci
+    assert table[1].split() == [
+        "baseline", "tiny", "3", "12", f"[{base_ci[0]:.4g},", f"{base_ci[1]:.4g}]", "0/3", "-", "0.850/0.740",
+        "0.980/0.970",
+    ]  # fmt: skip
+    assert table[2].split()[:4] == ["no_norm_split", "tiny", "3", "21.5"] and "[n=2]" in table[2]
+    assert table[3].split() == ["plain_ebm", "tiny", "1", "30", "0/1", "-", "0.550/-", "0.850/-"]
 
-    # samples grid 3 groups x 3 seeds of 260 x 290 px; summary.png: FID and AUROC levels and a forest panel per
-    # tested metric (no_norm_split is tested on all 5): 7 panels of 360 x 340 px wrap after 4 into two rows (+ 50
-    # px of title)
-    assert imread(out / "summary.png").shape[:2] == (2 * 340 + 50, 4 * 360)
+    # samples grid 3 groups x 3 seeds of 260 x 290 px; summary.png: one row of five 380 x 340 px panels per
+    # profile (+ 60 px of title); fid_by_seed.png for the README
+    assert imread(out / "summary.png").shape[:2] == (340 + 60, 5 * 380)
     assert imread(out / "samples_grid.png").shape[:2] == (3 * 290, 3 * 260)
-    assert set(report.files) == {"summary", "runs", "plot", "samples", "report"}
+    assert set(report.files) == {"summary", "runs", "plot", "fid_seeds", "samples", "sample_rows", "report"}
 
 
 def test_differences_are_within_a_profile(tmp_path):
@@ -178,16 +173,14 @@ def test_differences_are_within_a_profile(tmp_path):
         ("tiny", "byol"),
     ]
     other, _, moco, _, byol = rows
-    assert other["fid_diff"] == "" and "no baseline runs for profile other" in other["notes"]
-    assert moco["fid_diff"] == "8" and moco["fid_diff_ci95_lo"] == ""  # 50 - (40 + 44) / 2, one moco seed
-    assert byol["fid_diff"] == "5"  # (14 + 18) / 2 - (10 + 12) / 2
-    assert (float(byol["fid_diff_ci95_lo"]), float(byol["fid_diff_ci95_hi"])) == pytest.approx(
-        welch_reference([14.0, 18.0], [10.0, 12.0]), rel=1e-6
-    )
-    assert moco["auroc_svhn_marginal_mean"] == "0.9" and byol["auroc_svhn_marginal_n"] == "0"
-    # a row of panels per profile; FID and one panel per OOD set of the profile with the most sets (paper: 3)
-    # a row per profile (other, paper, tiny); the widest has the two level panels and one tested metric (fid)
-    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (3 * 340 + 50, (2 + 1) * 360)
+    assert other["fid_ratio"] == "" and "no baseline runs for profile other" in other["notes"]
+    assert moco["fid_ratio"] == "" and moco["fid_verdict"] == "not tested"  # one moco seed: no test
+    # byol (14, 18) against baseline (10, 12) of its own profile: the median of the four log ratios
+    ratios = sorted(a / b for a in (14.0, 18.0) for b in (10.0, 12.0))
+    assert float(byol["fid_ratio"]) == pytest.approx(math.sqrt(ratios[1] * ratios[2]))
+    assert moco["auroc_svhn_marginal_median"] == "0.9" and byol["auroc_svhn_marginal_n"] == "0"
+    # a row of five panels per profile (other, paper, tiny), + 60 px of title
+    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (3 * 340 + 60, 5 * 380)
 
 
 def test_rerun_replaces_tensorboard_sessions(tmp_path):
@@ -324,12 +317,13 @@ def test_a_collapsed_run_is_flagged_counted_in_the_mean_and_named(tmp_path):
     _, printed, _ = run_summarize(store.uri, tmp_path)
     _, rows = read_csv(tmp_path / "out" / "summary.csv")
     (row,) = rows
-    assert row["collapsed_n"] == "1"
+    assert row["collapsed_n"] == "1" and row["failed_n"] == "1"  # no judged samples: the backstop decides
     assert float(row["fid_mean"]) == pytest.approx((40 + 50 + 200) / 3)  # included, not dropped
+    assert float(row["fid_median"]) == 50.0
     assert "means include 1 collapsed run(s) (s2: fid > 0.5 x fid_init)" in row["notes"]
     _, runs = read_csv(tmp_path / "out" / "summary_runs.csv")
-    assert [r["collapsed"] for r in runs] == ["false", "false", "true"]
-    assert "96.67 ± 89.63 (1 of 3 collapsed)" in printed
+    assert [r["collapsed"] for r in runs] == [r["failed"] for r in runs] == ["false", "false", "true"]
+    assert printed.splitlines()[1].split()[3:4] == ["50"] and " 1/3 " in printed.splitlines()[1]
 
 
 # --- where the outputs go ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Verdicts (runner.report.verdicts): Welch p-values against scipy, Holm's adjustment by hand, power and minimum
-detectable differences against statsmodels' solver, scipy's noncentral t and a textbook value, the verdict's
-direction per metric, saturated metrics, and report.md's sections from a store of made-up results."""
+"""Verdicts (runner.report.verdicts, docs/STATISTICS.md): the exact rank test and Holm within each question's
+family, the verdict's direction per endpoint, FID on the log scale, saturated endpoints, the MDE at Holm's
+first-step alpha, and report.md's sections from a store of made-up results."""
 
 import json
 import math
@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from statsmodels.stats.power import TTestIndPower
 
 from runner.errors import UserError
+from runner.report.estimates import Shift
+from runner.report.power import minimum_detectable_shift, robust_spread
 from runner.report.stats import FID, Group, MetricKey
 from runner.report.summary import summarize
-from runner.report.table import format_verdicts
+from runner.report.terminal import format_verdicts
 from runner.report.verdicts import (
     BETTER,
     NO_DIFFERENCE,
@@ -23,10 +24,7 @@ from runner.report.verdicts import (
     Comparison,
     compare_groups,
     holm,
-    minimum_detectable_difference,
     parse_effect,
-    pooled_std,
-    seeds_for,
 )
 from runner.result import RunResult
 from runner.store import open_store
@@ -36,8 +34,9 @@ INTERPOLATION = MetricKey("interpolation", "marginal")
 DEFAULT = parse_effect("")
 
 
-def comparison(p: float, diff: float = -1.0, key: MetricKey = FID) -> Comparison:
-    return Comparison("arm", "tiny", key, 3, 3, diff, None, p, None, NO_DIFFERENCE, None, None)
+def comparison(p: float, shift: float = -1.0, key: MetricKey = FID) -> Comparison:
+    made = Shift(shift, None, 0.5, None, p, None, None)
+    return Comparison("arm", "tiny", key, "replace", True, 3, 3, made, None, NO_DIFFERENCE, None, None, 4)
 
 
 def runs(experiment: str, fids: list[float], interpolation: list[float]) -> Group:
@@ -57,58 +56,72 @@ def test_holm_adjusts_a_p_value_list_as_done_by_hand():
 
 
 def test_untested_comparisons_stay_out_of_the_family():
-    family = [comparison(0.02), Comparison("arm", "tiny", FID, 1, 3, 1.0, None, None, None, UNTESTED, None, None)]
-    adjusted = holm(family)
+    untested = Comparison("arm", "tiny", FID, "replace", True, 1, 3, None, None, UNTESTED, None, None, 1)
+    adjusted = holm([comparison(0.02), untested])
     assert adjusted[0].p_holm == pytest.approx(0.02) and adjusted[1].p_holm is None  # a family of one
 
 
-def test_the_verdict_follows_each_metrics_direction():
+def test_the_verdict_follows_each_endpoints_direction():
     """A lower FID is better; a lower AUROC is worse; the same p either way."""
-    fid_lower, auroc_lower = holm([comparison(0.001, -5.0, FID), comparison(0.001, -0.1, INTERPOLATION)])
+    fid_lower, auroc_lower = holm([comparison(0.001, -0.5, FID), comparison(0.001, -0.1, INTERPOLATION)])
     assert (fid_lower.verdict, auroc_lower.verdict) == (BETTER, WORSE)
-    fid_higher, auroc_higher = holm([comparison(0.001, 5.0, FID), comparison(0.001, 0.1, INTERPOLATION)])
+    fid_higher, auroc_higher = holm([comparison(0.001, 0.5, FID), comparison(0.001, 0.1, INTERPOLATION)])
     assert (fid_higher.verdict, auroc_higher.verdict) == (WORSE, BETTER)
 
 
-def test_p_is_welchs_and_a_saturated_metric_gets_no_verdict():
-    base = runs("baseline", [60.0, 70.0, 80.0, 75.0], [0.75, 0.74, 0.76, 0.73])
-    arm = runs("byol", [40.0, 45.0, 50.0, 42.0], [0.60, 0.62, 0.58, 0.61])
-    metrics = [FID, INTERPOLATION, MetricKey("uniform_noise", "marginal")]
-    fid, interpolation, noise = compare_groups([base, arm], metrics, DEFAULT)
-    welch = stats.ttest_ind(arm.stat(FID).values, base.stat(FID).values, equal_var=False)
-    assert fid.p == pytest.approx(welch.pvalue, rel=1e-12)
-    assert fid.ci95 == pytest.approx(tuple(welch.confidence_interval(0.95)), rel=1e-9)
-    assert noise.verdict == SATURATED and noise.p is None and noise.p_holm is None
-    assert fid.p_holm == pytest.approx(
-        min(1.0, 2 * min(fid.p, interpolation.p)) if fid.p < interpolation.p else max(2 * interpolation.p, fid.p)
+BASE_FID = [60.0, 70.0, 80.0, 75.0, 66.0, 72.0, 69.0, 64.0, 90.0, 2000.0]  # one collapse in ten
+BASE_AUROC = [0.75, 0.74, 0.76, 0.73, 0.75, 0.77, 0.74, 0.72, 0.76, 0.75]
+
+
+def test_fid_is_compared_on_the_log_scale_with_the_exact_rank_test():
+    base = runs("baseline", BASE_FID, BASE_AUROC)
+    arm = runs("byol", [40.0, 45.0, 50.0, 42.0, 44.0, 47.0, 39.0, 41.0, 43.0, 46.0], [0.6] * 10)
+    noise = MetricKey("uniform_noise", "marginal")
+    fid, interpolation, saturated = compare_groups(
+        [base, arm], [FID, INTERPOLATION, noise], DEFAULT, {"byol": "replace"}
     )
+    a, b = np.log(arm.stat(FID).values), np.log(base.stat(FID).values)
+    assert fid.p == pytest.approx(stats.mannwhitneyu(a, b, method="exact").pvalue)
+    assert fid.shift.p_welch == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    pairs = [x - y for x in a for y in b]
+    assert math.exp(fid.shift.shift) == pytest.approx(math.exp(np.median(pairs)))
+    assert fid.shift.p_better == pytest.approx(np.mean([x < y for x in a for y in b]))
+    assert (fid.family, fid.primary, interpolation.primary) == ("replace", True, True)
+    assert saturated.verdict == SATURATED and saturated.p is None and saturated.primary is False
+    # the primary family (fid, interpolation marginal) of one arm has two tests: Holm doubles the smaller p
+    assert fid.family_size == interpolation.family_size == 2
+    assert fid.p_holm == pytest.approx(min(1.0, 2 * min(fid.p, interpolation.p)))
     assert (fid.verdict, interpolation.verdict) == (BETTER, WORSE)
 
 
-def test_power_of_the_textbook_case_and_the_minimum_detectable_difference():
-    """d = 1 with 17 per group at alpha 0.05 two-sided has power about 0.8; with 5 per group the detectable d at
-    80% power is about 2.0 (textbook values), as statsmodels solves it and as scipy's noncentral t gives it."""
-    power = TTestIndPower().power(effect_size=1.0, nobs1=17, alpha=0.05, ratio=1.0)
-    df, t_crit = 32, stats.t.ppf(0.975, 32)
-    noncentral = 1.0 * math.sqrt(17 / 2)
-    by_scipy = stats.nct.sf(t_crit, df, noncentral) + stats.nct.cdf(-t_crit, df, noncentral)
-    assert power == pytest.approx(by_scipy, rel=1e-9) and power == pytest.approx(0.8, abs=0.01)
-    assert seeds_for(effect=1.0, spread=1.0) == 17
-    mde = minimum_detectable_difference(5, 5, spread=3.0)
-    assert mde / 3.0 == pytest.approx(2.0, abs=0.05)
-    d = mde / 3.0
-    noncentral = d * math.sqrt(5 / 2)
-    t_crit = stats.t.ppf(0.975, 8)
-    assert stats.nct.sf(t_crit, 8, noncentral) + stats.nct.cdf(-t_crit, 8, noncentral) == pytest.approx(0.8, abs=1e-6)
+def test_each_question_is_its_own_family():
+    base = runs("baseline", BASE_FID, BASE_AUROC)
+    arms = [runs(name, [f * 0.8 for f in BASE_FID], [0.7] * 10) for name in ("byol", "moco", "no_norm_split")]
+    questions = {"byol": "replace", "moco": "replace", "no_norm_split": "remove"}
+    found = compare_groups([base, *arms], [FID, INTERPOLATION], DEFAULT, questions)
+    sizes = {(c.experiment, c.key): (c.family, c.family_size) for c in found}
+    assert sizes[("byol", FID)] == sizes[("moco", FID)] == ("replace", 4)  # two arms x two primary endpoints
+    assert sizes[("no_norm_split", FID)] == ("remove", 2)
+    # the same data in a family of four is adjusted more than in a family of two
+    byol = next(c for c in found if c.experiment == "byol" and c.key == FID)
+    split = next(c for c in found if c.experiment == "no_norm_split" and c.key == FID)
+    assert byol.p == pytest.approx(split.p) and byol.p_holm >= split.p_holm
 
 
-def test_pooled_spread_and_seeds_needed_for_a_stated_effect():
-    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])
-    assert pooled_std(a, b) == pytest.approx(math.sqrt((2 * 1.0 + 3 * (20 / 3)) / 5))
+def test_the_mde_is_the_rank_tests_at_holms_first_step_alpha():
+    base = runs("baseline", BASE_FID, BASE_AUROC)
+    arm = runs("byol", [f * 1.05 for f in BASE_FID[::-1]], [0.74] * 10)
+    fid, _ = compare_groups([base, arm], [FID, INTERPOLATION], DEFAULT, {"byol": "replace"})
+    a, b = np.log(arm.stat(FID).values), np.log(base.stat(FID).values)
+    assert fid.mde == pytest.approx(minimum_detectable_shift(10, 10, 0.05 / 2, robust_spread(a, b)))
+    assert fid.seeds_needed is None or fid.seeds_needed >= 2
+
+
+def test_a_bad_effect_is_refused_and_a_relative_fid_effect_is_a_log_ratio():
     effect = parse_effect("fid=5%")
     assert (effect.fid, effect.fid_relative, effect.auroc) == (0.05, True, 0.02)
-    assert effect.size(FID, 80.0) == pytest.approx(4.0) and effect.size(INTERPOLATION, 80.0) == 0.02
-    assert parse_effect("fid=12,auroc=0.05").size(FID, 80.0) == 12.0
+    assert effect.size(FID, 80.0) == pytest.approx(math.log(1.05)) and effect.size(INTERPOLATION, 80.0) == 0.02
+    assert parse_effect("fid=8,auroc=0.05").size(FID, 80.0) == pytest.approx(math.log(88 / 80))
     for bad in ("fid=-1", "auroc=2", "fid=x", "loss=3"):
         with pytest.raises(ValueError, match="--effect"):
             parse_effect(bad)
@@ -117,9 +130,9 @@ def test_pooled_spread_and_seeds_needed_for_a_stated_effect():
 def test_the_report_has_its_sections_from_a_store_of_made_up_results(tmp_path):
     store = open_store(str(tmp_path / "runs"))
     made = [
-        ("baseline", [70.0, 71.0, 73.0], [0.75, 0.74, 0.76]),
-        ("byol", [40.0, 41.0, 42.0], [0.60, 0.62, 0.58]),
-        ("no_norm_split", [800.0, 900.0, 2000.0], [0.43, 0.45, 0.44]),
+        ("baseline", [70.0, 71.0, 73.0, 72.0, 74.0], [0.75, 0.74, 0.76, 0.75, 0.77]),
+        ("byol", [40.0, 41.0, 42.0, 43.0, 44.0], [0.60, 0.62, 0.58, 0.61, 0.59]),
+        ("no_norm_split", [800.0, 900.0, 2000.0, 850.0, 950.0], [0.43, 0.45, 0.44, 0.46, 0.42]),
     ]
     for experiment, fids, aurocs in made:
         for seed, (fid, auroc) in enumerate(zip(fids, aurocs, strict=True)):
@@ -145,21 +158,23 @@ def test_the_report_has_its_sections_from_a_store_of_made_up_results(tmp_path):
         "## Running and missing runs",
         "## Provenance",
     ]
-    assert "| `byol` | BYOL instead of SimCLR | tiny | 0 1 2 |" in text
+    assert "| `byol` | BYOL instead of SimCLR | tiny | 0 1 2 3 4 |" in text
     assert "![levels and differences to the baseline](summary.png)" in text
     assert "![every run's samples](samples_grid.png)" not in text  # no samples.png in the made-up runs
     assert "- `no_norm_split-tiny-s2`: FID 2000 against fid_init 2000" in text
     # weak: FID above 1.5 x the arm's median; 2000 / 900 = 2.22, and nothing else is above 1.5 x its median
     assert "- `no_norm_split-tiny-s2`: FID 2000, 2.22 x the median of `no_norm_split` (tiny) (collapsed)" in text
-    assert "1 of the 9 runs of those arms are weak." in text
+    assert "1 of the 15 runs of those arms are weak." in text
     assert "mae" in text.split("## Running and missing runs")[1] and "seeds 0" in text
-    # nine runs of 1800 + 360 x seed seconds: 3 x (1800 + 2160 + 2520) s = 5.40 h
-    assert "- device: cpu (1 threads; Xeon, AVX512)" in text and "0.00 GPU hours, 5.40 CPU hours" in text
+    # 15 runs of 1800 + 360 x seed seconds: 3 x (5 x 1800 + 360 x 10) s = 10.50 h
+    assert "- device: cpu (1 threads; Xeon, AVX512)" in text and "0.00 GPU hours, 10.50 CPU hours" in text
     assert "`python -m runner local --exp byol --profile tiny --seed 1 --store" in text
     verdict_rows = [line for line in text.splitlines() if line.startswith("| tiny | `")]
     assert len(verdict_rows) == sum(c.verdict != SATURATED for c in summary.comparisons) == 4  # fid, interp. m
     assert "Saturated" in text and "auroc_uniform_noise_marginal (tiny)" in text
-    assert any("byol" in line and "fid" in line and "**better**" in line for line in verdict_rows)
+    # every byol seed below every baseline seed: exact p 2 / 252, Holm over byol's two primary endpoints: 0.016
+    byol_fid = next(line for line in verdict_rows if "`byol` | fid |" in line)
+    assert "**better**" in byol_fid and "| 0.008 | 0.016 |" in byol_fid and "x0.58" in byol_fid
 
 
 def test_a_bad_effect_or_report_name_is_a_user_error(tmp_path):
@@ -167,32 +182,6 @@ def test_a_bad_effect_or_report_name_is_a_user_error(tmp_path):
         summarize(str(tmp_path), None, "", effect="fid=0")
     with pytest.raises(UserError, match="--report x.txt"):
         summarize(str(tmp_path), None, "", report="x.txt")
-
-
-@pytest.mark.parametrize("d", [6.0, 10.0, 20.0, 20.0286, 1e3, 1e6])
-def test_an_effect_larger_than_two_seeds_need_asks_for_two(d):
-    """statsmodels' solver finds no root below two seeds and returns nan for a large d (seen with a tiny spread);
-    two seeds already have more than 80% power there (scipy's noncentral t, df 2: its upper tail alone, since
-    the lower tail is nan at d = 20, as in the beta grid study: an AUROC effect of 0.02 against a spread of 0.001)."""
-    t_crit = stats.t.ppf(0.975, 2)
-    noncentral = d * math.sqrt(2 / 2)
-    assert stats.nct.sf(t_crit, 2, noncentral) >= 0.8
-    assert seeds_for(effect=d, spread=1.0) == 2
-
-
-@pytest.mark.parametrize(("d", "expected"), [(2.0, 6), (3.0, 4), (4.0, 3)])
-def test_seeds_needed_is_the_smallest_n_whose_power_reaches_80_percent(d, expected):
-    """By scipy's noncentral t: n - 1 seeds fall short of 0.8, n reach it."""
-    t_crit = lambda n: stats.t.ppf(0.975, 2 * n - 2)  # noqa: E731
-    power = lambda n: stats.nct.sf(t_crit(n), 2 * n - 2, d * math.sqrt(n / 2))  # noqa: E731
-    assert power(expected - 1) < 0.8 <= power(expected)
-    assert seeds_for(effect=d, spread=1.0) == expected
-
-
-def test_an_effect_two_seeds_cannot_detect_asks_for_three():
-    """d = 5: two seeds have power 0.72 (< 0.8), three have more."""
-    assert TTestIndPower().power(effect_size=5.0, nobs1=2, alpha=0.05, ratio=1.0) < 0.8
-    assert seeds_for(effect=5.0, spread=1.0) == 3
 
 
 def test_a_weak_seed_is_above_one_and_a_half_times_its_arms_median_fid():
@@ -212,8 +201,9 @@ def test_a_constant_baseline_gives_a_p_value_without_a_library_warning(recwarn):
     (fid, auroc) = compare_groups([base, arm], [FID, INTERPOLATION], DEFAULT)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     a = np.array([0.0, 0.022, 0.0013, 0.059, 0.034])
-    assert auroc.p == pytest.approx(stats.ttest_1samp(a, 1.0).pvalue)  # Welch with one side constant
-    assert auroc.verdict == WORSE
+    assert auroc.shift.p_welch == pytest.approx(stats.ttest_1samp(a, 1.0).pvalue)  # Welch with one side constant
+    assert auroc.p == pytest.approx(2 / 252)  # every arm seed below every baseline seed: the exact test's floor
+    assert auroc.verdict == WORSE and auroc.p_holm == pytest.approx(2 * 2 / 252)  # Holm over the two primary
 
 
 def test_an_arm_without_a_metric_has_no_row_in_the_verdict_table():
@@ -228,10 +218,3 @@ def test_an_arm_without_a_metric_has_no_row_in_the_verdict_table():
     rows = format_verdicts(comparisons).splitlines()[1:3]
     assert [row.split()[2] for row in rows] == ["fid", "auroc_interpolation_marginal"]
     assert "auroc_interpolation_joint" not in format_verdicts(comparisons)
-
-
-def test_when_the_solver_returns_nan_the_search_gives_the_solvers_answer(monkeypatch):
-    """The fallback (an integer search over the same power) agrees with the solver where the solver works."""
-    expected = {d: seeds_for(effect=d, spread=1.0) for d in (0.5, 1.0, 2.5)}
-    monkeypatch.setattr(TTestIndPower, "solve_power", lambda self, **kwargs: float("nan"))
-    assert {d: seeds_for(effect=d, spread=1.0) for d in expected} == expected == {0.5: 64, 1.0: 17, 2.5: 4}
