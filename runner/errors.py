@@ -5,6 +5,7 @@ import re
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # bad config, CLI argument, data file or store: fix the input, do not retry
 EXIT_DIVERGED = 3  # a loss or energy became non-finite: the last good checkpoint is kept
+EXIT_HELD = 4  # another live process owns the run: nothing was done; run the command again later
 EXIT_PREEMPTED = 75  # SIGTERM received: a checkpoint was written, run the same command again
 
 

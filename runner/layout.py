@@ -21,6 +21,7 @@ CKPT_DIR = "ckpt"
 LATEST = f"{CKPT_DIR}/LATEST"
 CKPT_PREFIX = f"{CKPT_DIR}/step-"
 LOCK_FILE = ".lock"  # on a local store: held by the process writing the run, with its pid in it
+LEASE_FILE = "lease.json"  # on an S3 store: the run's owner and its heartbeat (runner.store.ownership)
 EVALS_DIR = "evals"  # earlier evaluations a --reeval replaced: evals/<UTC time>/result.json, samples.png
 EVENTS = re.compile(r"events\.out\.tfevents\.[A-Za-z0-9_.-]+")
 SWEEP_FILE = "sweep.json"  # the runs the last sweep asked for (the missing-runs grid)

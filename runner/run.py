@@ -28,7 +28,7 @@ from runner.loop import train
 from runner.result import RunResult, is_collapsed
 from runner.run_logs import RunLogs
 from runner.signals import Sigterm, handle_sigterm
-from runner.store import CheckpointError, PointerConflict, RunStore, open_store
+from runner.store import CheckpointError, OwnershipLost, PointerConflict, RunStore, open_store
 
 
 def log_line(message: str) -> None:
@@ -57,6 +57,15 @@ def stored_result(run: RunStore, cfg: RunConfig) -> RunResult | None:
     return result if result.config_hash == cfg.config_hash else None
 
 
+def _finished(run: RunStore, cfg: RunConfig, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The stored result of a finished run (said in one line), or None."""
+    finished = stored_result(run, cfg)
+    if finished is None:
+        return None
+    log(f"{cfg.run_id}: already finished in {run.store.uri}; its stored result (--reeval evaluates it again)")
+    return finished.model_dump(mode="json")
+
+
 def _execute(
     cfg: RunConfig, store_uri: str, log: Callable[[str], None], sigterm: Sigterm, reeval: bool
 ) -> dict[str, Any]:
@@ -67,17 +76,17 @@ def _execute(
     store = open_store(store_uri)
     store.check()
     run = RunStore(store, cfg.run_id, cfg.runtime.keep_checkpoints)
-    finished = stored_result(run, cfg)
-    if finished is not None and not reeval:
-        log(f"{cfg.run_id}: already finished in {store.uri}; its stored result (--reeval evaluates it again)")
-        return finished.model_dump(mode="json")
+    if not reeval and (finished := _finished(run, cfg, log)) is not None:
+        return finished  # a finished run never changes: no need to own it to read it
     rt = cfg.runtime
     data_started = time.perf_counter()
     data = load_dataset(cfg.data.dataset, cfg.data.image_size, rt.data_root or None, rt.download)
     ood = ood_sets(data, cfg.data.ood, rt.ood_files, rt.data_root or None, rt.download)
     weights = fid_weights(cfg, log)
     data_s = time.perf_counter() - data_started
-    with run.exclusive():
+    with run.owned():  # RunHeld when another process owns it; from here on nobody else writes it
+        if not reeval and (finished := _finished(run, cfg, log)) is not None:
+            return finished  # finished by its previous owner while this process waited for nothing
         run.claim(cfg.hashed_dict(), cfg.config_hash, log, cfg.point)
         train_started = time.perf_counter()
         engine = training_engine(cfg, data, device)
@@ -93,7 +102,7 @@ def _execute(
                 f"{cfg.run_id}: this process: data {data_s:.1f} s, model and training "
                 f"{eval_started - train_started:.1f} s, evaluation {time.perf_counter() - eval_started:.1f} s"
             )
-        except (PointerConflict, UserError):
+        except (PointerConflict, UserError, OwnershipLost):
             raise  # another writer owns the run, or bad input: publish nothing
         except BaseException:
             published = engine.step > 0  # logs up to the last checkpoint are the store's; newer lines are dropped
@@ -139,6 +148,8 @@ def _evaluate_and_record(
     evaluation = evaluate(engine.model, data, ood, log, weights)
     wall_s += time.perf_counter() - started
     result = run_result(cfg, engine.step, evaluation, wall_s)
+    if run.owner is not None:
+        run.owner.check()  # a process that lost the run publishes nothing
     _keep_previous_evaluation(run)
     save_image(evaluation.samples, buffer := io.BytesIO(), format="png", nrow=8)
     run.store.write(run.key(SAMPLES_FILE), buffer.getvalue())

@@ -122,6 +122,11 @@ def sweep(
         else:
             cuda = bool(runs) and runs[0].config.runtime.device == "cuda"
             outcome = Subprocesses(store_uri, parallel, cuda, report, overall).submit(remaining)
+    if outcome.skipped:
+        log(
+            f"sweep: {len(outcome.skipped)} run(s) held by another process were skipped (not failures; run the "
+            f"sweep again once they finish): {', '.join(outcome.skipped)}"
+        )
     if outcome.preempted:
         raise Preempted("a run was stopped (SIGTERM or Ctrl-C) and checkpointed; run the same command to continue")
     if finished or outcome.done:

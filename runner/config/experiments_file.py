@@ -19,14 +19,22 @@ DEFAULT_CONFIG_FILE = "experiments.toml"
 TOP_LEVEL_TABLES = ("defaults", "profiles", "experiments", "smoke", "sweep", "cluster")
 NOT_A_SETTING = ("description", "question")  # keys a profile or experiment may carry that are not config values
 MAX_FILE_BYTES = 1 << 20
+MAX_SWEEP_SEEDS = 1000  # runner.launch.plan.MAX_SEEDS
 QUESTION_PATTERN = re.compile(NAME_PATTERN)
 
 
 class SweepConfig(Section):
     """[sweep]: the seeds every experiment runs with, and the grid of settings it runs at (runner.launch.plan)."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     grid: dict[str, list[Any]] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count(cls, seeds: Any) -> Any:
+        if isinstance(seeds, list) and len(seeds) > MAX_SWEEP_SEEDS:  # the count, never the list, in the message
+            raise ValueError(f"{len(seeds)} seeds, at most {MAX_SWEEP_SEEDS}")
+        return seeds
 
     @field_validator("grid")
     @classmethod

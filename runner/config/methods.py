@@ -98,9 +98,9 @@ class MAESettings(MethodSettings):
     decoder_width: int = Field(default=192, ge=4, le=4096)  # 3 heads of 64, as the encoder's 6 heads of 64
     decoder_depth: int = Field(default=4, ge=1, le=64)
     mask_ratio: float = Field(default=0.75, gt=0, lt=1)
-    # z = the mean token standardised per dimension (running mean and variance of the un-augmented training
-    # images' mean tokens) before it is normalised: the mean tokens share one large direction (docs/ENCODERS.md);
-    # false = the raw mean token
+    # z = the mean token standardised per dimension before it is normalised (in training by the batch, in
+    # evaluation by the running statistics of un-augmented training images): the mean tokens share one large
+    # direction (docs/ENCODERS.md); false = the raw mean token
     latent_standardized: bool = True
     optimizer: OptimizerConfig = optimizer_field(
         OptimizerConfig(

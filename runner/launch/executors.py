@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from runner.errors import EXIT_PREEMPTED
+from runner.errors import EXIT_HELD, EXIT_PREEMPTED
 from runner.exit_codes import EXIT_INTERRUPTED, exit_code_of
 from runner.launch import local_status
 from runner.launch.plan import PlannedRun
@@ -36,6 +36,7 @@ class Outcome:
 
     done: list[str] = field(default_factory=list)
     failed: dict[str, tuple[int, str]] = field(default_factory=dict)  # run id -> (exit code, last line)
+    skipped: dict[str, str] = field(default_factory=dict)  # run id -> who holds it: another owner, not a failure
     preempted: bool = False
 
 
@@ -87,7 +88,10 @@ class InProcess(LocalRuns):
                 mapped = exit_code_of(err)
                 if mapped is None or mapped[0] in (EXIT_PREEMPTED, EXIT_INTERRUPTED):
                     raise  # a bug, or a stop: the sweep ends here
-                outcome.failed[run.run_id] = mapped
+                if mapped[0] == EXIT_HELD:
+                    outcome.skipped[run.run_id] = mapped[1]
+                else:
+                    outcome.failed[run.run_id] = mapped
                 self.report(run.run_id, mapped[1])
             else:
                 outcome.done.append(run.run_id)
@@ -154,6 +158,8 @@ class Subprocesses(LocalRuns):
             outcome.done.append(run.run_id)
         elif code == EXIT_PREEMPTED:
             outcome.preempted = True
+        elif code == EXIT_HELD:
+            outcome.skipped[run.run_id] = line
         else:
             outcome.failed[run.run_id] = (code, line)
         self.report(run.run_id, line)

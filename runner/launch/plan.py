@@ -7,6 +7,7 @@ becomes part of the run id (runner.layout) and `local --set energy.beta=0.1` nam
 """
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,10 @@ from runner.config.overrides import assignments, toml_value_of
 from runner.config.schema import HASHED_PATHS
 from runner.errors import UserError
 from runner.launch.spec import RunSpec
+
+MAX_SEEDS = 1000  # seeds of one plan, and of [sweep] seeds
+MAX_GRID_POINTS = 1000  # points of one grid (the product of its axes)
+MAX_RUNS = 10_000  # runs of one plan: experiments x points x seeds
 
 
 @dataclass(frozen=True)
@@ -103,11 +108,21 @@ def plan_runs(
     """Every run of experiments x grid points x seeds, resolved (UserError on any bad name, value or point);
     experiments, seeds and grid default to the file's ([experiments.*], [sweep] seeds, [sweep] grid)."""
     chosen = names or list(experiments.experiments)
-    _distinct(chosen, "--exp")
     seeds = seeds if seeds is not None else experiments.seeds()
+    if len(seeds) > MAX_SEEDS:  # the count, never the list: a plan of 100,000 seeds is one short line
+        raise UserError(f"--seeds: {len(seeds)} seeds, at most {MAX_SEEDS} in one sweep")
+    _distinct(chosen, "--exp")
     _distinct(seeds, "--seeds")
     grid = experiments.sweep.grid if grid is None else grid
     check_grid(grid, "--grid")
+    points = math.prod(len(values) for values in grid.values())
+    if points > MAX_GRID_POINTS:
+        raise UserError(f"--grid: {points} points (the product of its axes), at most {MAX_GRID_POINTS}")
+    if len(chosen) * points * len(seeds) > MAX_RUNS:
+        raise UserError(
+            f"{len(chosen)} experiments x {points} points x {len(seeds)} seeds = {len(chosen) * points * len(seeds)} "
+            f"runs, at most {MAX_RUNS} in one plan"
+        )
     planned: dict[str, PlannedRun] = {}
     for name in chosen:
         for point in grid_points(grid):

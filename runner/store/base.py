@@ -93,6 +93,10 @@ class Store(ABC):
 
         write_atomic(Path(path), self.read(key))
 
+    def pointer_age(self, key: str) -> float | None:
+        """Seconds since the object was last written, by the store's own clock; None if absent (or unknown)."""
+        return None
+
     def local_path(self, key: str) -> Path | None:
         """The key's file on this machine, when the store is a local directory."""
         return None

@@ -17,7 +17,17 @@ class LocalStore(Store):
         self.uri = str(self.root)
 
     def _path(self, key: str, prefix: bool = False) -> Path:
-        return self.root / check_key(key, prefix)
+        """The key's path below the root, refused (one line) when any part of it below the root is a symbolic
+        link: a link planted in a store never sends a read or a write outside it."""
+        path = self.root / check_key(key, prefix)
+        for parent in [*reversed(path.relative_to(self.root).parents), Path(path.relative_to(self.root))]:
+            part = self.root / parent
+            if part != self.root and part.is_symlink():
+                raise UserError(
+                    f"store {self.uri}: {part.relative_to(self.root)} is a symbolic link; the runner never reads "
+                    "or writes through one (move it away)"
+                )
+        return path
 
     def local_path(self, key: str) -> Path:
         return self._path(key, prefix=True)

@@ -6,22 +6,33 @@ after the checkpoint object is complete, with a conditional write, so it always 
 and a stale writer cannot move it backwards (docs/ARCHITECTURE.md, "The checkpoint protocol").
 """
 
-import fcntl
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from runner.errors import UserError
-from runner.layout import CKPT_DIR, CKPT_PREFIX, CONFIG_FILE, LATEST, LOCK_FILE, METRICS_FILE, RESULT_FILE, SAMPLES_FILE
+from runner.layout import (
+    CKPT_DIR,
+    CKPT_PREFIX,
+    CONFIG_FILE,
+    EVALS_DIR,
+    LATEST,
+    LOCK_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    SAMPLES_FILE,
+)
 from runner.store.base import PointerConflict, Store, sha256
+from runner.store.ownership import Ownership, ownership_of
 
 # (name in the run's directory, whether it is a directory): what a run writes
 LAYOUT = (
     ("", True),
     (CKPT_DIR, True),
+    (EVALS_DIR, True),
+    (LOCK_FILE, False),
     (CONFIG_FILE, False),
     (LATEST, False),
     (METRICS_FILE, False),
@@ -49,48 +60,43 @@ class RunStore:
         self._seen = False  # LATEST was read by this object: _tag and _chain describe it
         self._tag: str | None = None  # LATEST's version tag as last read or written (None: absent)
         self._chain: list[dict[str, Any]] = []  # usable checkpoints, newest first
+        self.owner: Ownership | None = None  # while owned(): checked before every checkpoint
 
     def key(self, name: str) -> str:
         """The store key of a file in this run's directory."""
         return f"{self.run_id}/{name}"
 
-    # --- one writer, and the config guard ---------------------------------------------------------
+    # --- one owner, and the config guard ---------------------------------------------------------
     @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the run for this process. On a local store a second process is refused at once (UserError);
-        an S3 store has no locks: there the LATEST conditional write stops a second writer at its first checkpoint.
-        """
-        folder = self.store.local_path(self.key(""))
-        if folder is None:
-            yield
-            return
-        self.check_layout()
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / LOCK_FILE, "a+") as lock:
+    def owned(self) -> Iterator[Ownership]:
+        """Hold the run for this process (runner.store.ownership): a lock on a local store, a lease on S3.
+        RunHeld when another live process owns it; while held, every checkpoint first checks the ownership."""
+        if self.store.local_path("") is not None:
+            self.check_layout()
+        with ownership_of(self.store, self.run_id) as owner:
+            self.owner = owner
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserError(f"run {self.run_id} in {self.store.uri} is being written by another process") from None
-            try:
-                lock.truncate(0)
-                lock.write(f"{os.getpid()}\n")  # who holds it: `status --local` shows it, `cancel --local` stops it
-                lock.flush()
-                yield
+                yield owner
             finally:
-                lock.truncate(0)
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                self.owner = None
 
     def check_layout(self) -> None:
         """On a local store: UserError if a name the run writes is taken by the wrong kind of entry (a file where
         the run's directory or ckpt/ goes, a directory where config.json or LATEST goes), before anything is written.
         """
         for name, want_dir in LAYOUT:
-            path = self.store.local_path(self.key(name))
+            path = self.store.local_path(self.key(name))  # refuses a symbolic link on the way (LocalStore)
             if path is None:
                 return
             if path.exists() and path.is_dir() != want_dir:
                 kind = "a directory" if want_dir else "a file"
                 raise UserError(f"store {self.store.uri}: {self.key(name)} is not {kind}; move it away")
+        folder = self.store.local_path(self.key(""))
+        if folder.is_dir():  # anything else the run directory holds: no link may lead out of the store
+            for path in sorted(folder.rglob("*")):
+                if path.is_symlink():
+                    where = path.relative_to(folder.parent)
+                    raise UserError(f"store {self.store.uri}: {where} is a symbolic link; move it away")
 
     def claim(
         self,
@@ -156,11 +162,18 @@ class RunStore:
         digest = sha256(payload)
         # The digest in the name keeps a stale writer from overwriting a checkpoint LATEST names.
         key = self.key(f"{CKPT_PREFIX}{step:08d}-{digest[:12]}.pt")
+        if self.owner is not None:
+            self.owner.check()  # a process that lost the run writes nothing into it
         self.store.write(key, payload)
         entry = {"key": key, "sha256": digest, "step": step}
         history = [old for old in self._chain if old["key"] != key][: self.keep - 1]
         pointer = json.dumps({**entry, "history": history}).encode()
-        self._tag = self.store.write_pointer(self.key(LATEST), pointer, self._tag)
+        try:
+            self._tag = self.store.write_pointer(self.key(LATEST), pointer, self._tag)
+        except PointerConflict:
+            if all(old["key"] != key for old in self._chain):
+                self.store.delete(key)  # the loser's object: never named by LATEST, never left behind
+            raise
         self._chain = [entry, *history]
         kept = {old["key"] for old in self._chain}
         for old in self.store.list(self.key(CKPT_PREFIX)):
@@ -181,14 +194,18 @@ class RunStore:
             if orphans := self.store.list(self.key(CKPT_PREFIX)):
                 log(f"{self.key(LATEST)} is absent: ignoring {len(orphans)} uncommitted checkpoint object(s)")
             return None
+        problems = []
         for i, entry in enumerate(chain):
             payload, problem = self._verified(entry)
             if payload is not None:
                 self._chain = chain[i:]
                 return payload
-            fallback = f"falling back to {chain[i + 1]['key']}" if i + 1 < len(chain) else "no older checkpoint left"
-            log(f"checkpoint {entry['key']} {problem}; {fallback}")
-        raise CheckpointError(f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check")
+            problems.append(f"{entry['key']} {problem}")
+            if i + 1 < len(chain):
+                log(f"checkpoint {entry['key']} {problem}; falling back to {chain[i + 1]['key']}")
+        raise CheckpointError(
+            f"no checkpoint of {self.run_id} in {self.store.uri} passes its sha256 check ({'; '.join(problems)})"
+        )
 
     def kept_checkpoints(self) -> list[tuple[int, bytes]]:
         """(step, payload) of every checkpoint LATEST names that is present and verifies, oldest first (for

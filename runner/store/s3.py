@@ -5,6 +5,7 @@ config, web identity, instance/pod role). CLEL_S3_ADDRESSING=path|virtual forces
 CLEL_S3_MAX_ATTEMPTS (default 10) bounds the attempts per request. See README.md, "Storage".
 """
 
+import email.utils
 import io
 import os
 import re
@@ -175,6 +176,21 @@ class S3Store(Store):
 
     def read_pointer(self, key: str) -> tuple[bytes, str] | None:
         return self._get(key)
+
+    def pointer_age(self, key: str) -> float | None:
+        """The object's Last-Modified against the response's Date header: both the server's clock, so a client's
+        skewed clock never makes a lease look older or younger than it is."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as err:
+            if _code(err) in MISSING_CODES:
+                return None
+            raise
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if date is None:
+            return None
+        now = email.utils.parsedate_to_datetime(date)
+        return max(0.0, (now - response["LastModified"]).total_seconds())
 
     def write_pointer(self, key: str, data: bytes, expected_tag: str | None) -> str:
         condition = {"IfNoneMatch": "*"} if expected_tag is None else {"IfMatch": expected_tag}

@@ -15,7 +15,7 @@ from runner.exit_codes import EXIT_INTERRUPTED, exit_code_of
 from runner.launch import local_status
 from runner.launch.spec import RunSpec, toml_value
 from runner.layout import LOCK_FILE
-from runner.store import BadKey, PointerConflict, RunStore, open_store
+from runner.store import BadKey, PointerConflict, RunHeld, RunStore, open_store
 from tests.support import ROOT, SMALL, SMALL_SETTINGS
 
 # --- RunSpec.to_argv round-trips -----------------------------------------------------------------------------
@@ -137,10 +137,10 @@ def test_the_lock_of_a_run_names_its_process_only_while_it_holds_it(tmp_path):
 
 def test_a_run_writes_its_pid_into_its_lock_while_it_holds_it(tmp_path):
     run = RunStore(open_store(str(tmp_path)), "baseline-tiny-s0")
-    with run.exclusive():
+    with run.owned():
         assert local_status.lock_holder(tmp_path / "baseline-tiny-s0" / LOCK_FILE) == (True, os.getpid())
-        with pytest.raises(UserError, match="being written by another process"):
-            with RunStore(open_store(str(tmp_path)), "baseline-tiny-s0").exclusive():
+        with pytest.raises(RunHeld, match=f"held by process {os.getpid()} on this machine"):
+            with RunStore(open_store(str(tmp_path)), "baseline-tiny-s0").owned():
                 pass
     assert local_status.lock_holder(tmp_path / "baseline-tiny-s0" / LOCK_FILE) == (False, None)
 

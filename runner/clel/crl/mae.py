@@ -48,8 +48,9 @@ def masked_patch_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torc
 
 
 class RunningStandardize(nn.Module):
-    """Per-dimension standardisation with a running mean and variance (BatchNorm's update rule, momentum 0.1)
-    that only `track` moves: the same function in train and eval mode, fed by the images it is given."""
+    """Per-dimension standardisation, as BatchNorm without affine: a batch's own mean and variance in train mode,
+    running statistics in eval mode; but the running statistics move only by `track`, with the images it is
+    given (BatchNorm's rule, momentum 0.1), not with every batch the module standardises."""
 
     def __init__(self, width: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
@@ -65,7 +66,11 @@ class RunningStandardize(nn.Module):
         self.running_var.lerp_(features.var(0), self.momentum)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return (features - self.running_mean) / (self.running_var + self.eps).sqrt()
+        if self.training and len(features) > 1:
+            mean, var = features.mean(0), features.var(0, unbiased=False)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (features - mean) / (var + self.eps).sqrt()
 
 
 def _transformer(width: int, depth: int, heads: int) -> nn.TransformerEncoder:
@@ -77,8 +82,8 @@ def _transformer(width: int, depth: int, heads: int) -> nn.TransformerEncoder:
 
 class MAE(SelfSupervisedMethod):
     """Masked autoencoder on a ViT; latent = the normalised mean of the encoder's patch tokens (no masking),
-    standardised per dimension first with the running statistics of the un-augmented training images' mean tokens
-    (latent_standardized)."""
+    standardised per dimension first (latent_standardized): by the batch in training, and in evaluation by the
+    running statistics of the un-augmented training images' mean tokens."""
 
     Settings = MAESettings
 
