@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 from runner.config import ExperimentsFile
 from runner.data import ImageData, load_digits
 from tests.support import ROOT
+from tests.support.seaweedfs import SeaweedServer
 
 # No test may reach a real cloud or read the user's AWS config.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -22,14 +23,56 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 
+S3_SERVERS = ("moto", "seaweedfs")
+
+
 @pytest.fixture(scope="session")
-def s3_server():
-    """A moto S3 server on 127.0.0.1 (random port) for the whole session; yields its endpoint URL."""
+def moto_server():
+    """moto's S3 server on 127.0.0.1 (random port) for the whole session; yields its endpoint URL."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory):
+    """SeaweedFS (`weed mini`, tests/support/seaweedfs.py) on 127.0.0.1 for the whole session, with the test
+    credentials (testing / testing); skipped with the reason when it cannot start here."""
+    seaweed = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"), "testing", "testing")
+    try:
+        endpoint = seaweed.start()
+    except RuntimeError as err:
+        pytest.skip(f"SeaweedFS cannot start here: {err}")
+    yield endpoint
+    seaweed.stop()
+
+
+@pytest.fixture(scope="session", params=S3_SERVERS)
+def s3_server(request):
+    """A real S3-compatible HTTP endpoint on loopback, once for each server: moto's server mode, and SeaweedFS,
+    which checks request signatures as a real store does; yields the endpoint URL."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+def new_bucket(endpoint: str, name: str):
+    """Create an empty bucket; returns a function that empties and removes it."""
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket=name)
+
+    def remove() -> None:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=item["Key"])
+        client.delete_bucket(Bucket=name)
+
+    return remove
+
+
+def bucket_name(request) -> str:
+    name = "test-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    return name.rstrip("-")
 
 
 @pytest.fixture
@@ -42,15 +85,10 @@ def s3_endpoint(s3_server, monkeypatch):
 @pytest.fixture
 def s3_bucket(s3_endpoint, request):
     """A fresh, empty bucket on the loopback server; yields its name."""
-    name = "test-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
-    name = name.rstrip("-")
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    client.create_bucket(Bucket=name)
+    name = bucket_name(request)
+    remove = new_bucket(s3_endpoint, name)
     yield name
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=name, Key=item["Key"])
-    client.delete_bucket(Bucket=name)
+    remove()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import time
 import boto3
 import pytest
 
-from runner.errors import EXIT_PREEMPTED
+from runner.errors import EXIT_HELD, EXIT_PREEMPTED
 from runner.store import RunStore, open_store
 from tests.support import ROOT
 from tests.support.runs import (
@@ -37,6 +37,9 @@ def _final(store_uri: str) -> tuple[dict, dict]:
     return state, result_metrics(store.read(run.key("result.json")))
 
 
+LEASE = {"CLEL_LEASE_SECONDS": "3"}  # an S3 lease not renewed for 3 s has expired (the default is 120 s)
+
+
 def _start(store_uri: str) -> subprocess.Popen:
     return subprocess.Popen(
         runner_command(*local_args(store_uri, ITERATIONS)),
@@ -44,7 +47,7 @@ def _start(store_uri: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ),
+        env=dict(os.environ) | LEASE,
     )
 
 
@@ -74,8 +77,15 @@ def _kill_and_resume(store_uri: str, seed: int) -> None:
     time.sleep(random.Random(seed).uniform(0.0, 3.0))  # a random step after the first checkpoint
     process.send_signal(signal.SIGKILL)
     process.communicate()
-    resumed = run_cli(*local_args(store_uri, ITERATIONS))
+    killed_at = time.monotonic()
+    if store_uri.startswith("s3://"):  # the killed owner's lease holds the run until it expires, then is taken over
+        held = run_cli(*local_args(store_uri, ITERATIONS), env=LEASE)
+        assert held.returncode == EXIT_HELD and len(held.stderr.strip().splitlines()) == 1, held.stderr
+        assert held.stderr.startswith(f"held: run {RUN_ID} is held by ") and "unless renewed" in held.stderr
+        time.sleep(max(0.0, killed_at + 3 + 2.5 - time.monotonic()))  # the bound, plus the store clock's 1 s steps
+    resumed = run_cli(*local_args(store_uri, ITERATIONS), env=LEASE)
     assert resumed.returncode == 0, resumed.stderr
+    assert time.monotonic() - killed_at < 60
 
 
 def test_sigkill_then_resume_is_bit_identical_local(uninterrupted, tmp_path):

@@ -8,7 +8,6 @@ drops a share of the requests; checks of what is really stored use a direct boto
 import hashlib
 import io
 import json
-import os
 import random
 import socket
 import time
@@ -22,6 +21,7 @@ from runner.errors import UserError
 from runner.layout import LATEST
 from runner.store import BadKey, CheckpointError, PointerConflict, RunStore, Store, open_store
 from runner.store.s3 import S3Store
+from tests.conftest import S3_SERVERS, bucket_name, new_bucket
 from tests.support.flaky_proxy import FAULTS, FlakyProxy
 
 RUN = "exp-s0"
@@ -93,17 +93,20 @@ class Raw:
         return latest
 
 
-@pytest.fixture(params=["local", "s3"])
-def backend(request, tmp_path) -> tuple[Store, Raw]:
-    """(store under test, raw access) for a local directory and for s3://bucket/prefix on the moto server."""
+@pytest.fixture(params=["local", *S3_SERVERS])
+def backend(request, tmp_path, monkeypatch) -> tuple[Store, Raw]:
+    """(store under test, raw access) for a local directory and for s3://bucket/prefix on each S3 server."""
     if request.param == "local":
         store = open_store(str(tmp_path / "store"))
         store.check()
         return store, Raw(store)
-    bucket = request.getfixturevalue("s3_bucket")
+    endpoint = request.getfixturevalue(f"{request.param}_server")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    bucket = bucket_name(request)
+    request.addfinalizer(new_bucket(endpoint, bucket))
     store = open_store(f"s3://{bucket}/some/prefix")
     store.check()
-    return store, Raw(store, os.environ["AWS_ENDPOINT_URL_S3"])
+    return store, Raw(store, endpoint)
 
 
 # --- both backends: objects and pointers ----------------------------------------------------------------------
@@ -259,7 +262,10 @@ def test_no_pruning_when_latest_does_not_move(backend):
     writer.save_checkpoint(20, payload(20))
     with pytest.raises(PointerConflict):
         stale.save_checkpoint(30, payload(30))
-    assert [kind for kind, _ in stale.store.calls] == ["write", "write_pointer"]  # nothing deleted
+    # no pruning; the loser deletes only its own object, which LATEST never named
+    calls = stale.store.calls
+    assert [kind for kind, _ in calls] == ["write", "write_pointer", "delete"] and calls[0][1] == calls[2][1]
+    assert raw.get(calls[0][1]) is None
     assert raw.assert_latest_complete()["step"] == 20
 
 
@@ -320,9 +326,10 @@ def test_no_usable_checkpoint_is_an_error(backend):
     raw.put(keys[0], b"garbage")
     raw.delete(keys[1])
     lines = []
-    with pytest.raises(CheckpointError, match=RUN):
+    with pytest.raises(CheckpointError, match=RUN) as failure:
         RunStore(store, RUN).load_checkpoint(lines.append)
-    assert len(lines) == 2
+    assert len(lines) == 1 and "falling back" in lines[0]  # the last failure is in the error's one line only
+    assert f"{keys[1]} is missing" in str(failure.value) and f"{keys[0]} fails its sha256 check" in str(failure.value)
 
 
 def test_unreadable_latest_is_an_error(backend):
