@@ -40,6 +40,7 @@ def bench_config(name: str, plain: bool, device: str, bf16: bool, overrides: dic
     profile, settings = CONFIGS[name]
     values = {
         **settings,
+        "crl.pretrain_iterations": 0,  # timed steps are joint EBM + encoder steps, not encoder-only warm-up
         "runtime.device": device,
         "runtime.optimized": not plain,
         "train.precision": "bf16" if bf16 else "fp32",

@@ -1,9 +1,9 @@
 """The state of runs on this machine: progress from their store, and which process runs each.
 
 A process that writes a run on a local store holds a lock on the run's directory with its pid in it
-(runner.store.run_store); a lock that can be taken is held by nobody. `cancel --local` sends that process SIGTERM:
-the run checkpoints at the end of its step and exits with 75, and the same command resumes it. On an S3 store
-there are no locks: progress is shown, processes are not.
+(runner.store.ownership); a lock that can be taken is held by nobody. `cancel --local` sends that process
+SIGTERM: the run checkpoints at the end of its step and exits with 75, and the same command resumes it. On an S3
+store the run's lease says which host and pid hold it and until when; its process is not stopped from here.
 """
 
 import fcntl
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.layout import LOCK_FILE, parse_run_id
 from runner.run_progress import Progress, format_table, progress_cells, run_progress
-from runner.store import RunStore, open_store
+from runner.store import RunStore, lease_holder, open_store
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class RunState:
 
     run_id: str
     progress: Progress
-    running: bool  # a process here holds the run's lock
-    pid: int | None  # its pid, when it wrote one and it is a runner process
+    running: bool  # a process holds the run: its lock here, or its lease on an S3 store
+    pid: int | None  # its pid, when it wrote one and it is a runner process on this machine
+    holder: str | None = None  # on an S3 store: who holds the lease and until when
 
     @property
     def phase(self) -> str:
@@ -68,7 +69,11 @@ def states(store_uri: str, run_ids: list[str]) -> list[RunState]:
         run = RunStore(store, run_id)
         progress, _ = run_progress(run)
         folder = store.local_path(run.key(""))
-        running, pid = (False, None) if folder is None else lock_holder(folder / LOCK_FILE)
+        if folder is None:  # S3: the run's lease says who holds it
+            holder = lease_holder(store, run_id)
+            found.append(RunState(run_id, progress, holder is not None, None, holder and holder.text()))
+            continue
+        running, pid = lock_holder(folder / LOCK_FILE)
         found.append(RunState(run_id, progress, running, pid if pid is not None and _is_runner(pid) else None))
     return found
 
@@ -83,14 +88,19 @@ def stop(store_uri: str, run_ids: list[str]) -> list[str]:
     return stopped
 
 
-LOCAL_HEADER = ["RUN", "PHASE", "STEP", "CKPT", "IT/S", "ETA", "LOSS", "RESULT", "PID"]
+LOCAL_HEADER = ["RUN", "PHASE", "STEP", "CKPT", "IT/S", "ETA", "LOSS", "RESULT", "HOLDER"]
+
+
+def _held_by(state: RunState) -> str:
+    if state.holder is not None:
+        return state.holder
+    return "-" if state.pid is None else str(state.pid)
 
 
 def local_table(found: list[RunState]) -> str:
-    """The table `status --local` prints: one row per run."""
+    """The table `status --local` prints: one row per run, with who holds it (a pid here, a lease on S3)."""
     rows = [
-        [s.run_id, s.phase, *progress_cells(s.progress), "-" if s.pid is None else str(s.pid)]
-        for s in sorted(found, key=lambda s: s.run_id)
+        [s.run_id, s.phase, *progress_cells(s.progress), _held_by(s)] for s in sorted(found, key=lambda s: s.run_id)
     ]
     return format_table(LOCAL_HEADER, rows)
 

@@ -8,12 +8,14 @@ import sys
 import pytest
 import yaml
 
+from runner.config import ExperimentsFile
 from tests.support import ROOT
 from tests.support.kube import CLUSTER, FULL_CLUSTER, write_config
 from tests.support.runs import run_cli
 
 FAKE_KEY_ID = "AKIAFAKEKEYID0123456789"
 FAKE_SECRET = "fake-secret-Zq9+/wXYZ-never-in-yaml"
+JOBS = len(ExperimentsFile().experiments) * len(ExperimentsFile().sweep.seeds)  # every experiment x [sweep] seeds
 MANIFESTS = sorted((ROOT / "manifests").glob("*.yaml"))
 
 
@@ -45,7 +47,7 @@ def test_no_credential_value_appears_in_the_rendered_yaml(tmp_path):
     assert result.returncode == 0, result.stderr
     assert FAKE_KEY_ID not in result.stdout and FAKE_SECRET not in result.stdout
     docs = list(yaml.safe_load_all(result.stdout))
-    assert len(docs) == 18 and all(doc["kind"] == "Job" for doc in docs)
+    assert len(docs) == JOBS and all(doc["kind"] == "Job" for doc in docs)
     for doc in docs:
         env = {item["name"]: item for item in doc["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(env)
@@ -72,7 +74,7 @@ def test_without_a_queue_name_rendering_is_unchanged(tmp_path):
     absent = run_cli("render", "--config", str(write_config(tmp_path, CLUSTER)))
     empty = run_cli("render", "--config", str(write_config(tmp_path / "empty", CLUSTER | {"queue_name": ""})))
     assert absent.returncode == empty.returncode == 0, absent.stderr + empty.stderr
-    assert absent.stdout == empty.stdout and absent.stdout.count("kind: Job") == 18
+    assert absent.stdout == empty.stdout and absent.stdout.count("kind: Job") == JOBS
     assert "suspend" not in absent.stdout and "kueue" not in absent.stdout
 
 

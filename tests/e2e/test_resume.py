@@ -37,7 +37,10 @@ def _final(store_uri: str) -> tuple[dict, dict]:
     return state, result_metrics(store.read(run.key("result.json")))
 
 
-LEASE = {"CLEL_LEASE_SECONDS": "3"}  # an S3 lease not renewed for 3 s has expired (the default is 120 s)
+# an S3 lease not renewed for 15 s has expired (the default is 120 s); renewed every 15/4 s, so a killed owner's
+# lease holds for at least 11 s after the kill: time enough for a second process to start and find it held
+LEASE_SECONDS = 15
+LEASE = {"CLEL_LEASE_SECONDS": str(LEASE_SECONDS)}
 
 
 def _start(store_uri: str) -> subprocess.Popen:
@@ -82,7 +85,9 @@ def _kill_and_resume(store_uri: str, seed: int) -> None:
         held = run_cli(*local_args(store_uri, ITERATIONS), env=LEASE)
         assert held.returncode == EXIT_HELD and len(held.stderr.strip().splitlines()) == 1, held.stderr
         assert held.stderr.startswith(f"held: run {RUN_ID} is held by ") and "unless renewed" in held.stderr
-        time.sleep(max(0.0, killed_at + 3 + 2.5 - time.monotonic()))  # the bound, plus the store clock's 1 s steps
+        time.sleep(
+            max(0.0, killed_at + LEASE_SECONDS + 2.5 - time.monotonic())
+        )  # the bound, plus the store clock's 1 s steps
     resumed = run_cli(*local_args(store_uri, ITERATIONS), env=LEASE)
     assert resumed.returncode == 0, resumed.stderr
     assert time.monotonic() - killed_at < 60

@@ -805,7 +805,7 @@ def test_bad_input_is_one_line_and_exit_2_and_changes_nothing(bad: Case, workdir
     write_files(workdir, bad.files)
     for name, value in bad.env.items():
         if "{s3}" in value:
-            value = value.replace("{s3}", request.getfixturevalue("s3_server"))
+            value = value.replace("{s3}", request.getfixturevalue("moto_server"))
         monkeypatch.setenv(name, value)
     kube = install(monkeypatch, workdir.parent) if bad.argv[0] in CLUSTER_COMMANDS else None
     before = snapshot(workdir)

@@ -14,11 +14,13 @@ from runner.cluster.status import age, format_table
 from runner.errors import UserError
 from tests.support.kube import CLUSTER, SELECTOR, rendered, seed_world, write_config
 
+THREE_SEEDS = CLUSTER | {"seeds": [0, 1, 2]}  # the counts below are for three seeds ([sweep] has ten)
+
 # --- submit ------------------------------------------------------------------------------------------
 
 
 def test_submit_creates_what_is_missing_and_twice_creates_nothing(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     jobs = rendered(path)[2]
     Commands().submit(config=str(path))
     posts = kube.sent("POST", "jobs")
@@ -34,14 +36,14 @@ def test_submit_creates_what_is_missing_and_twice_creates_nothing(tmp_path, kube
 
 
 def test_submit_one_experiment(tmp_path, kube, capsys):
-    Commands().submit(exp="moco", config=str(write_config(tmp_path, CLUSTER)))
+    Commands().submit(exp="moco", config=str(write_config(tmp_path, THREE_SEEDS)))
     assert [p.body["metadata"]["labels"]["clel/experiment"] for p in kube.sent("POST", "jobs")] == ["moco"] * 3
 
 
 def test_submit_reports_a_conflict_and_replaces_only_when_asked(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     (tmp_path / "old").mkdir()
-    old_path = write_config(tmp_path / "old", CLUSTER)
+    old_path = write_config(tmp_path / "old", THREE_SEEDS)
     old_path.write_text(old_path.read_text().replace("train.iterations = 100000", "train.iterations = 90000"))
     old = rendered(old_path, "byol")[2][0]  # byol seed 0, rendered for another config
     kube.add_job(old)
@@ -67,7 +69,7 @@ def test_submit_reports_a_conflict_and_replaces_only_when_asked(tmp_path, kube, 
 
 
 def test_same_name_with_another_hash_annotation_is_a_conflict(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     job = rendered(path, "mae")[2][0]
     stale = kube.add_job(job)
     stale["metadata"]["annotations"]["clel/config-hash"] = "0123456789ab"
@@ -91,7 +93,7 @@ def test_same_name_with_another_hash_annotation_is_a_conflict(tmp_path, kube, ca
 
 
 def test_dry_run_asks_the_server_and_persists_nothing(tmp_path, kube, capsys):
-    Commands().submit(exp="baseline", dry_run=True, config=str(write_config(tmp_path, CLUSTER)))
+    Commands().submit(exp="baseline", dry_run=True, config=str(write_config(tmp_path, THREE_SEEDS)))
     posts = kube.sent("POST", "jobs")
     assert len(posts) == 3 and all(post.query["dryRun"] == "All" for post in posts)
     assert kube.jobs == {}
@@ -99,7 +101,7 @@ def test_dry_run_asks_the_server_and_persists_nothing(tmp_path, kube, capsys):
 
 
 def test_a_job_created_meanwhile_counts_as_existing(tmp_path, kube, monkeypatch, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     jobs = rendered(path, "baseline")[2]
     original = api.KubeApi.list_jobs
     monkeypatch.setattr(api.KubeApi, "list_jobs", lambda self, sel: [original(self, sel), kube.add_job(jobs[0])][0])
@@ -109,12 +111,12 @@ def test_a_job_created_meanwhile_counts_as_existing(tmp_path, kube, monkeypatch,
 
 def test_missing_namespace_is_one_line(tmp_path, kube):
     with pytest.raises(UserError, match=r"^namespace elsewhere does not exist at https://kube.test:6443: kubectl"):
-        Commands().submit(config=str(write_config(tmp_path, CLUSTER | {"namespace": "elsewhere"})))
+        Commands().submit(config=str(write_config(tmp_path, THREE_SEEDS | {"namespace": "elsewhere"})))
 
 
 def test_bad_cluster_section_sends_nothing(tmp_path, kube):
     with pytest.raises(UserError, match="gpus = 0"):
-        Commands().submit(config=str(write_config(tmp_path, CLUSTER | {"gpus": 0})))
+        Commands().submit(config=str(write_config(tmp_path, THREE_SEEDS | {"gpus": 0})))
     assert kube.requests == []
 
 
@@ -122,7 +124,7 @@ def test_bad_cluster_section_sends_nothing(tmp_path, kube):
 
 
 def test_logs_select_by_label_and_show_the_newest_pod(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     seed_world(kube, path)
     Commands().logs(exp="baseline", config=str(path))
     out = capsys.readouterr().out
@@ -137,7 +139,7 @@ def test_logs_select_by_label_and_show_the_newest_pod(tmp_path, kube, capsys):
 
 
 def test_logs_follow_moves_on_to_the_replacement_pod(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     jobs = seed_world(kube, path)
     job0 = jobs[0]
 
@@ -160,11 +162,11 @@ def test_logs_follow_moves_on_to_the_replacement_pod(tmp_path, kube, capsys):
 
 def test_logs_needs_an_experiment(tmp_path, kube):
     with pytest.raises(UserError, match="--exp NAME is required"):
-        Commands().logs(config=str(write_config(tmp_path, CLUSTER)))
+        Commands().logs(config=str(write_config(tmp_path, THREE_SEEDS)))
 
 
 def test_cancel_deletes_by_label_with_background_propagation(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER)
+    path = write_config(tmp_path, THREE_SEEDS)
     Commands().submit(exp="baseline", config=str(path))
     Commands().submit(exp="mae", config=str(path))
     Commands().cancel(exp="mae", config=str(path))
@@ -225,7 +227,7 @@ def connects(kube, monkeypatch) -> list[int]:
     ],
 )
 def test_a_mistyped_flag_sends_zero_requests(tmp_path, kube, connects, capsys, args, expected):
-    assert main([*args, "--config", str(write_config(tmp_path, CLUSTER))]) == 2
+    assert main([*args, "--config", str(write_config(tmp_path, THREE_SEEDS))]) == 2
     err = capsys.readouterr().err
     assert err.startswith(expected) and len(err.splitlines()) == 1, err
     assert kube.requests == [] and connects == []
@@ -234,7 +236,7 @@ def test_a_mistyped_flag_sends_zero_requests(tmp_path, kube, connects, capsys, a
 @pytest.mark.parametrize("command", ["status", "logs", "cancel", "submit"])
 @pytest.mark.parametrize("exp", ["basline", "../x"])
 def test_an_unknown_experiment_exits_2_before_connecting(tmp_path, kube, connects, capsys, command, exp):
-    assert main([command, "--exp", exp, "--config", str(write_config(tmp_path, CLUSTER))]) == 2
+    assert main([command, "--exp", exp, "--config", str(write_config(tmp_path, THREE_SEEDS))]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --exp {exp}: unknown experiment (known: baseline, ") and len(err.splitlines()) == 1
     assert kube.requests == [] and connects == []

@@ -65,7 +65,7 @@ def put_run(store, job: dict, iterations: int, lines: bytes, finished: bool = Fa
 def test_status_shows_step_eta_and_loss_of_a_running_run_and_the_metrics_of_a_finished_one(
     tmp_path, kube, s3_bucket, capsys
 ):
-    path = write_config(tmp_path, CLUSTER | {"store": f"s3://{s3_bucket}/sweep"})
+    path = write_config(tmp_path, CLUSTER | {"store": f"s3://{s3_bucket}/sweep", "seeds": [0, 1, 2]})
     jobs = seed_world(kube, path)
     store = open_store(f"s3://{s3_bucket}/sweep")
     RunStore(store, "baseline-paper-s0").save_checkpoint(400, b"state")
@@ -114,7 +114,7 @@ def test_status_of_one_experiment_and_an_unreachable_store(tmp_path, kube, s3_en
 
 
 def test_a_broken_result_file_is_a_note_and_the_run_still_shows(tmp_path, kube, s3_bucket, capsys):
-    path = write_config(tmp_path, CLUSTER | {"store": f"s3://{s3_bucket}/sweep"})
+    path = write_config(tmp_path, CLUSTER | {"store": f"s3://{s3_bucket}/sweep", "seeds": [0, 1, 2]})
     jobs = seed_world(kube, path)
     store = open_store(f"s3://{s3_bucket}/sweep")
     put_run(store, jobs[1], 1000, metrics(range(100, 1001, 100), 4.0, 0.5))
@@ -156,7 +156,9 @@ def test_eta_is_left_iterations_over_the_rate_until_the_run_has_a_result():
 
 
 def test_kueue_jobs_show_queued_until_admitted(tmp_path, kube, capsys):
-    path = write_config(tmp_path, CLUSTER | {"queue_name": "clel-gpu", "store": "s3://no-such-bucket/x"})
+    path = write_config(
+        tmp_path, CLUSTER | {"queue_name": "clel-gpu", "store": "s3://no-such-bucket/x", "seeds": [0, 1, 2]}
+    )
     queued, admitted, running = (kube.add_job(job) for job in rendered(path, "mae")[2])
     assert queued["spec"]["suspend"] is True
     admitted["spec"]["suspend"] = running["spec"]["suspend"] = False  # what Kueue does when it admits a Job

@@ -33,7 +33,7 @@ SIZES = {"sgld.steps": 5, "sgld.buffer_size": 64, "train.batch_size": 16}
 ROUNDOFF_RATIO = 2.0**-53 / 2.0**-24  # u64 / u32
 # The float64 run's rounding constant is not the float32 run's (oneDNN has no float64 convolution: other kernels,
 # other summation orders); measured here gap64 / (2^-29 x floor32) is at most 0.63 over the tensors. K = 256 leaves
-# a factor of 400 for other machines and still puts the tolerance below 1e-10 relative on every tensor.
+# a factor of 400 for other machines and still puts the tolerance below 1e-9 relative on every tensor.
 K = 256
 
 
@@ -108,11 +108,11 @@ def test_optimized_encoder_gradients_are_the_plain_paths_up_to_rounding(paths):
     fast32 = paths.encoder_gradients(paths.fast, torch.float32)
     assert rounding_violations(fast32, fast64, plain64) == {}
     # the float32 gap the comparison allows for is real: far above the float64 tolerance on every tensor with a
-    # gradient (the tolerance is below 1e-10 relative everywhere)
+    # gradient (the tolerance is below 1e-9 relative everywhere)
     with_gradient = [name for name, g in plain64.items() if g.abs().max() > 0]
     assert len(with_gradient) == len(plain64)  # after three steps no branch is zero
     tolerances = [K * ROUNDOFF_RATIO * max(relative(fast32[n], plain64[n]), 2.0**-24) for n in with_gradient]
-    assert max(tolerances) < 1e-10
+    assert max(tolerances) < 1e-9
 
 
 def test_a_defect_below_the_float32_gap_fails_the_float64_comparison(paths):

@@ -31,7 +31,10 @@ def test_summarize_s3_store(s3_bucket, tmp_path):
     check_runs_csv(tmp_path / "out" / "summary_runs.csv")
     assert len(warnings) == 3 and any(f"{uri}/moco-tiny-s0/result.json: not valid JSON" in line for line in warnings)
     assert report.scan.running == {"moco-tiny-s1": "step 300"}
-    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (2 * 340 + 50, 4 * 360)  # 7 panels wrap after 4
+    assert imread(tmp_path / "out" / "summary.png").shape[:2] == (
+        340 + 60,
+        5 * 380,
+    )  # one profile: a row of five panels
     assert imread(tmp_path / "out" / "samples_grid.png").shape[:2] == (3 * 290, 3 * 260)
 
     keys = store.list(f"{TENSORBOARD_DIR}/")

@@ -36,13 +36,14 @@ def smoke_sweep(tmp_path_factory):
 
 
 def test_sweep_smoke_writes_one_run_marked_smoke_in_its_id_and_its_result(smoke_sweep):
-    """One run, <experiment>-<profile>-smoke-s<seed>, whose result.json says smoke with [smoke]'s 10 iterations;
+    """One run, <experiment>-<profile>-smoke-s<seed>, whose result.json says smoke with [smoke]'s 5 encoder-only
+    steps and 10 joint ones (15 steps);
     its result line says it is no result; no real run's directory is made."""
     store, out, err = smoke_sweep
     assert "sweep: 1 runs (0 finished, 1 to run)" in out
     assert [path.name for path in store.iterdir() if path.name.startswith("baseline-")] == [SMOKE_RUN_ID]
     result = json.loads((store / SMOKE_RUN_ID / "result.json").read_text())
-    assert (result["run_id"], result["smoke"], result["iterations"]) == (SMOKE_RUN_ID, True, 10)
+    assert (result["run_id"], result["smoke"], result["iterations"]) == (SMOKE_RUN_ID, True, 5 + 10)
     assert (result["experiment"], result["profile"], result["seed"], result["point"]) == ("baseline", "tiny", 0, {})
     (line,) = [line for line in err.splitlines() if line.startswith(f"{SMOKE_RUN_ID}: fid ")]
     assert line.endswith("(smoke run: not a result)")

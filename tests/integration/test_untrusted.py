@@ -262,7 +262,7 @@ PLANTED = [
 
 
 def test_keys_with_dot_dot_planted_in_a_bucket_write_nothing_outside_the_run(
-    workdir, tmp_path, capsys, s3_bucket, s3_endpoint, finished_store
+    workdir, tmp_path, capsys, s3_bucket, s3_endpoint, finished_store, request
 ):
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     for path in sorted(finished_store.rglob("*")):
@@ -270,10 +270,16 @@ def test_keys_with_dot_dot_planted_in_a_bucket_write_nothing_outside_the_run(
             client.put_object(
                 Bucket=s3_bucket, Key=f"runs/{path.relative_to(finished_store).as_posix()}", Body=path.read_bytes()
             )
+    uploaded = {item["Key"] for item in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     for key in PLANTED:
-        client.put_object(Bucket=s3_bucket, Key=key, Body=b"planted\n")
+        try:
+            client.put_object(Bucket=s3_bucket, Key=key, Body=b"planted\n")
+        except client.exceptions.ClientError as err:  # SeaweedFS refuses keys with '.' or '..' segments at upload
+            assert err.response["Error"]["Code"] == "InvalidRequest" and ("/../" in key or "/./" in key), key
     stored = {item["Key"] for item in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
-    assert set(PLANTED) <= stored  # the keys really are in the bucket, unnormalised
+    planted = sorted(stored - uploaded)  # as the server keeps them (SeaweedFS folds '//' into '/')
+    if s3_endpoint == request.getfixturevalue("moto_server"):
+        assert planted == sorted(PLANTED)  # moto keeps every key as given, unnormalised
     before = snapshot(tmp_path, skip=("cache",))
     code, out, err = run_main(tiny_local(f"s3://{s3_bucket}/runs", "--reeval"), capsys)
     assert code == 0, err
@@ -283,7 +289,7 @@ def test_keys_with_dot_dot_planted_in_a_bucket_write_nothing_outside_the_run(
         assert not list(tmp_path.parent.rglob(name)), name
     after = {item["Key"] for item in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert all(key.startswith(f"runs/{RUN}/") for key in after - stored)
-    assert all(client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == b"planted\n" for key in PLANTED)
+    assert all(client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == b"planted\n" for key in planted)
 
 
 # --- names ---------------------------------------------------------------------------------------------------
