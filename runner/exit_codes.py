@@ -82,6 +82,11 @@ TABLE: list[tuple[tuple[type[BaseException], ...], int, Callable[[BaseException]
 ]
 
 
+def is_store_failure(err: BaseException) -> bool:
+    """Whether the error is the store's own failure: a full disk, an unwritable path, an S3 request that failed."""
+    return _kind(err) in (DiskFull, NotWritable) or isinstance(err, BotoCoreError | ClientError | Boto3Error)
+
+
 def _one_line(err: BaseException) -> str:
     return redact(" ".join(str(err).split()))
 

@@ -22,6 +22,7 @@ from runner.data import ImageData, load_dataset, ood_sets
 from runner.device import device_label, resolve_device
 from runner.errors import UserError
 from runner.evaluate import Evaluation, evaluate
+from runner.exit_codes import is_store_failure
 from runner.inputs import FidWeights, check_inputs, fid_weights
 from runner.layout import EVALS_DIR, RESULT_FILE, SAMPLES_FILE
 from runner.loop import train
@@ -104,8 +105,10 @@ def _execute(
             )
         except (PointerConflict, UserError, OwnershipLost):
             raise  # another writer owns the run, or bad input: publish nothing
-        except BaseException:
-            published = engine.step > 0  # logs up to the last checkpoint are the store's; newer lines are dropped
+        except BaseException as err:
+            # logs up to the last checkpoint are the store's; newer lines are dropped. A store that just failed is
+            # not written again: the run's one line says why, and the logs were published at its last checkpoint.
+            published = engine.step > 0 and not is_store_failure(err)
             raise
         finally:
             logs.close(publish=published)

@@ -1,6 +1,6 @@
 """`python -m runner render|submit|status|logs|cancel`: the ablation matrix as Kubernetes Jobs.
 
-Everything reads experiments.toml [cluster] (see README.md, "Running on Kubernetes"); the kube context is the current
+Everything reads experiments.toml [cluster] (see docs/KUBERNETES.md); the kube context is the current
 one (KUBECONFIG or ~/.kube/config), or the pod's service account inside a cluster. runner.cli.Commands inherits
 these commands, so runner.argv checks their flags before any of them runs.
 """

@@ -1,6 +1,6 @@
 """experiments.toml [cluster]: where and how the Jobs run, validated before anything is rendered or sent.
 
-`load_cluster` gives the checked `ClusterConfig` (README.md, "Running on Kubernetes", lists every key) or a
+`load_cluster` gives the checked `ClusterConfig` (docs/KUBERNETES.md lists every key) or a
 one-line UserError naming the key; `check_image` accepts an image pinned by a version tag or a sha256 digest.
 """
 
@@ -61,7 +61,7 @@ class Toleration(_Table):
 
 
 class ClusterConfig(_Table):
-    """experiments.toml [cluster]: where and how the Jobs run (README.md, "Running on Kubernetes", lists every key)."""
+    """experiments.toml [cluster]: where and how the Jobs run (docs/KUBERNETES.md lists every key)."""
 
     image: str
     namespace: str = "clel"
@@ -121,7 +121,9 @@ class ClusterConfig(_Table):
     @field_validator("queue_name")
     @classmethod
     def _queue_name(cls, v: str) -> str:
-        return v and _check(LABEL_VALUE, v, "label value (a-z, A-Z, 0-9, '-', '_', '.'; at most 63)", 63)
+        # a LocalQueue's name: Kueue's webhook denies a Job whose queue-name label is not a DNS-1123 subdomain
+        what = "label value naming a LocalQueue (RFC 1123: lowercase a-z, 0-9, '-', '.'; at most 63)"
+        return v and _check(DNS_SUBDOMAIN, v, what, 63)
 
     @field_validator("store")
     @classmethod
@@ -199,7 +201,7 @@ def load_cluster(
     given); UserError names the key."""
     source = f"{experiments.path} [cluster]"
     if not experiments.cluster:
-        raise UserError(f"{experiments.path}: no [cluster] table (README.md, 'Running on Kubernetes', shows one)")
+        raise UserError(f"{experiments.path}: no [cluster] table (docs/KUBERNETES.md shows one)")
     if image:
         try:
             check_image(image)

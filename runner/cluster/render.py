@@ -25,7 +25,7 @@ from runner.cluster.names import (
     STORE_KEY,
 )
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig
-from runner.errors import EXIT_DIVERGED, EXIT_USER_ERROR, UserError
+from runner.errors import EXIT_DIVERGED, EXIT_HELD, EXIT_USER_ERROR, UserError
 from runner.launch.plan import PlannedRun
 from runner.launch.spec import RunSpec
 from runner.layout import point_tag
@@ -83,7 +83,9 @@ def worker_args(cluster: ClusterConfig, spec: RunSpec) -> list[str]:
 
 
 def pod_failure_policy() -> client.V1PodFailurePolicy:
-    """Preemption is ignored (not counted against backoffLimit); config errors and divergence fail the Job."""
+    """Preemption is ignored (not counted against backoffLimit), and so is a run held by another owner (exit 4: a
+    killed pod's S3 lease holds the run until it expires, at most CLEL_LEASE_SECONDS, and the next pod takes it over);
+    config errors and divergence fail the Job."""
     return client.V1PodFailurePolicy(
         rules=[
             client.V1PodFailurePolicyRule(
@@ -91,6 +93,12 @@ def pod_failure_policy() -> client.V1PodFailurePolicy:
                 on_pod_conditions=[
                     client.V1PodFailurePolicyOnPodConditionsPattern(type="DisruptionTarget", status="True")
                 ],
+            ),
+            client.V1PodFailurePolicyRule(
+                action="Ignore",
+                on_exit_codes=client.V1PodFailurePolicyOnExitCodesRequirement(
+                    container_name=CONTAINER, operator="In", values=[EXIT_HELD]
+                ),
             ),
             client.V1PodFailurePolicyRule(
                 action="FailJob",

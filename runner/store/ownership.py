@@ -1,5 +1,5 @@
-"""One owner per run, on every store (docs/STORAGE.md, "Ownership"): a run is trained and evaluated by one process
-at a time, and a process that is not the owner writes nothing into it.
+"""One owner per run, on every store (docs/STORAGE.md, "One owner per run"): a run is trained and evaluated by one
+process at a time, and a process that is not the owner writes nothing into it.
 
 - Local store: an exclusive `flock` on `<run>/.lock`, with the owner's pid in it. The kernel releases it when the
   process dies, however it dies.

@@ -2,7 +2,7 @@
 
 Endpoint: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL); credentials: the standard AWS chain (environment, shared
 config, web identity, instance/pod role). CLEL_S3_ADDRESSING=path|virtual forces the URL style,
-CLEL_S3_MAX_ATTEMPTS (default 10) bounds the attempts per request. See README.md, "Storage".
+CLEL_S3_MAX_ATTEMPTS (default 10) bounds the attempts per request. See docs/STORAGE.md.
 """
 
 import email.utils
@@ -115,7 +115,10 @@ class S3Store(Store):
             if code in ("404", "NoSuchBucket", "NotFound"):
                 raise UserError(f"{where}: bucket '{self.bucket}' does not exist") from None
             if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise UserError(f"{where}: access denied ({code})") from None
+                raise UserError(
+                    f"{where}: access denied ({code}): check the S3 credentials (AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE) and the bucket's permissions"
+                ) from None
             raise UserError(f"{where}: {code or err}") from None
         except BotoCoreError as err:
             raise UserError(f"{where}: {err}") from None

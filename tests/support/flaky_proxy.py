@@ -4,7 +4,8 @@ Point a client's endpoint (AWS_ENDPOINT_URL_S3) at `proxy.url`; each request arr
 (responses carry `Connection: close`), is read completely, and then meets one fate:
 
 - "pass": forwarded, and the response relayed;
-- "error": answered 500 or 503 with an S3 error body, never forwarded;
+- "error": answered 500 or 503 with an S3 error body (or the rule's own status and code, e.g. 503 SlowDown), never
+  forwarded;
 - "drop": the connection closed before forwarding (the request never reaches the server);
 - "cut_request": half of the request forwarded, then both connections closed (the server sees a short body);
 - "drop_response": forwarded, then the connection closed before any response byte (the request took effect);
@@ -38,11 +39,12 @@ class Request:
 
 @dataclass
 class Rule:
-    """Give `fate` to the next `times` requests that `match`."""
+    """Give `fate` to the next `times` requests that `match` (an "error" answered with `error`, when given)."""
 
     match: Callable[[Request], bool]
     fate: str
     times: int = 1
+    error: tuple[int, str] | None = None  # (HTTP status, S3 error code)
 
 
 @dataclass
@@ -87,9 +89,11 @@ class FlakyProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def add_rule(self, match: Callable[[Request], bool], fate: str, times: int = 1) -> Rule:
+    def add_rule(
+        self, match: Callable[[Request], bool], fate: str, times: int = 1, error: tuple[int, str] | None = None
+    ) -> Rule:
         """Script a fault (or "pass") for the next matching requests; returns the rule (times left)."""
-        rule = Rule(match, fate, times)
+        rule = Rule(match, fate, times, error)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -101,11 +105,12 @@ class FlakyProxy:
 
     # --- one connection = one request --------------------------------------------------------------
     def _fate(self, request: Request) -> tuple[str, tuple[int, str]]:
+        error = None
         with self._lock:
             for rule in self.rules:
                 if rule.times > 0 and rule.match(request):
                     rule.times -= 1
-                    fate = rule.fate
+                    fate, error = rule.fate, rule.error
                     break
             else:
                 fate = "pass"
@@ -114,7 +119,7 @@ class FlakyProxy:
             self._consecutive = 0 if fate == "pass" else self._consecutive + 1
             self.log.append((request.method, request.path, fate))
             status = self._rng.choice([(500, "InternalError"), (503, "ServiceUnavailable")])
-        return fate, status
+        return fate, error or status
 
     def _handle(self, client: socket.socket) -> None:
         reader = client.makefile("rb")

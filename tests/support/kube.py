@@ -3,7 +3,9 @@
 The API server is faked below the official client: `FakeKubeServer` stands in for urllib3's PoolManager inside
 every RESTClientObject the process builds (`install`), behind a kubeconfig that points at https://kube.test:6443.
 So the runner's own connect() and the client's models, serialisation and REST layer run unchanged, no runner
-module is patched, and every request is recorded (for the tests that must send none).
+module is patched, and every request is recorded (for the tests that must send none). A Job created (a dry run
+included), replaced (PUT) or patched (PATCH) must pass what a real API server and Kueue's webhook check
+(tests/support/kube_rules.py), else it is refused with their Status (422 Invalid, Kueue's 403).
 """
 
 import io
@@ -24,7 +26,7 @@ from runner.cluster import load_cluster
 from runner.cluster.config import ClusterConfig
 from runner.cluster.render import render_jobs, to_dict
 from runner.config import ExperimentsFile
-from tests.support import ROOT
+from tests.support import ROOT, kube_rules
 
 SELECTOR = "app.kubernetes.io/managed-by=clel-runner,clel/sweep=ablation"
 
@@ -107,6 +109,7 @@ class Request:
     path: str
     query: dict[str, str]
     body: Any
+    content_type: str = ""
 
 
 def _matches(labels: dict[str, str], selector: str) -> bool:
@@ -129,13 +132,14 @@ class FakeKubeServer:
     def request(self, method, url, fields=None, body=None, preload_content=True, timeout=None, headers=None, **_):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query)) | dict(parse_qsl(urlencode(fields or [])))  # as urllib3 encodes
-        self.requests.append(Request(method, parts.path, query, json.loads(body) if body else None))
+        content_type = {k.lower(): v for k, v in (headers or {}).items()}.get("content-type", "")
+        self.requests.append(Request(method, parts.path, query, json.loads(body) if body else None, content_type))
         status, payload, content_type = self._route(method, parts.path, query, self.requests[-1].body)
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         return urllib3.HTTPResponse(
             body=io.BytesIO(data),
             status=status,
-            reason={200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}.get(status, "Error"),
+            reason=REASONS.get(status, "Error"),
             headers={"Content-Type": content_type},
             preload_content=preload_content,
         )
@@ -199,6 +203,8 @@ class FakeKubeServer:
                 return self._status(404, "NotFound", f'{kind}.batch "{name}" not found')
             return 200, store[name], "application/json"
         if method == "POST":
+            if kind == "jobs" and (refused := self._refused(namespace, None, body)) is not None:
+                return refused
             name = body["metadata"]["name"]
             if name in store:
                 return self._status(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
@@ -206,6 +212,8 @@ class FakeKubeServer:
             if query.get("dryRun") != "All":
                 store[name] = created
             return 201, created, "application/json"
+        if method in ("PUT", "PATCH") and kind == "jobs" and name is not None:
+            return self._update(method, namespace, name, query, body)
         if method == "DELETE":
             if name not in store:
                 return self._status(404, "NotFound", f'jobs.batch "{name}" not found')
@@ -214,6 +222,70 @@ class FakeKubeServer:
             body = client.V1Status(api_version="v1", kind="Status", status="Success")
             return 200, to_dict(body), "application/json"
         raise AssertionError(f"unexpected request {method} {path}")
+
+    # what a real API server and Kueue's webhook refuse (tests/support/kube_rules.py)
+    def _refused(self, namespace: str, old: dict[str, Any] | None, new: Any) -> tuple[int, Any, str] | None:
+        """The answer to a Job that a real server refuses (400, 422, or Kueue's 403), or None when it is valid."""
+        if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
+            return self._status(400, "BadRequest", "the body of the request is not a Job")
+        if new["metadata"].get("namespace", namespace) != namespace:
+            message = "the namespace of the provided object does not match the namespace sent on the request"
+            return self._status(400, "BadRequest", message)
+        if old is None:
+            errors, kueue = kube_rules.job_errors(new), kube_rules.kueue_create_errors(new)
+        else:
+            errors, kueue = kube_rules.update_errors(old, new), kube_rules.kueue_update_errors(old, new)
+        name = new["metadata"].get("name") or ""
+        if errors:
+            return 422, kube_rules.invalid(name, errors), "application/json"
+        if kueue:
+            return 403, kube_rules.denied(kueue), "application/json"
+        return None
+
+    def _update(self, method: str, namespace: str, name: str, query: dict[str, str], body: Any):
+        """PUT (the whole Job) or PATCH (merge, strategic merge taken as merge, or JSON patch) of a stored Job."""
+        if name not in self.jobs:
+            return self._status(404, "NotFound", f'jobs.batch "{name}" not found')
+        old = self.jobs[name]
+        if method == "PUT":
+            if isinstance(body, dict) and (body.get("metadata") or {}).get("name") != name:
+                given = (body.get("metadata") or {}).get("name")
+                message = f"the name of the object ({given}) does not match the name on the URL ({name})"
+                return self._status(400, "BadRequest", message)
+            new = body
+        else:
+            content_type = self.requests[-1].content_type.split(";")[0].strip()
+            try:
+                if content_type == "application/json-patch+json":
+                    new = kube_rules.json_patch(old, body)
+                elif content_type in PATCH_TYPES[1:]:
+                    new = kube_rules.merge_patch(old, body)
+                else:
+                    message = "the body of the request was in an unknown format - accepted media types include: "
+                    return self._status(415, "UnsupportedMediaType", message + ", ".join(PATCH_TYPES))
+            except (ValueError, KeyError, IndexError, TypeError) as err:
+                message = f"the server rejected our request due to an error in our request: {err}"
+                return self._status(422, "Invalid", message)
+        if isinstance(new, dict) and isinstance(new.get("metadata"), dict):
+            # what a client cannot set: kept from the stored Job, as a server does
+            new = new | {"metadata": new["metadata"] | {"creationTimestamp": old["metadata"].get("creationTimestamp")}}
+            new = {k: v for k, v in new.items() if k != "status"} | (
+                {"status": old["status"]} if "status" in old else {}
+            )
+        if (refused := self._refused(namespace, old, new)) is not None:
+            return refused
+        if query.get("dryRun") != "All":
+            self.jobs[name] = new
+        return 200, new, "application/json"
+
+
+REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+REASONS |= {415: "Unsupported Media Type", 422: "Unprocessable Entity"}
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
 
 
 def install(monkeypatch, directory: Path) -> FakeKubeServer:

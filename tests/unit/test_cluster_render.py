@@ -95,9 +95,11 @@ def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
     assert (spec["backoffLimit"], spec["ttlSecondsAfterFinished"], spec["activeDeadlineSeconds"]) == (3, 604800, 345600)
     assert pod["terminationGracePeriodSeconds"] >= 120
     rules = spec["podFailurePolicy"]["rules"]
-    assert [rule["action"] for rule in rules] == ["Ignore", "FailJob"]
+    assert [rule["action"] for rule in rules] == ["Ignore", "Ignore", "FailJob"]
     assert rules[0]["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
-    assert rules[1]["onExitCodes"] == {"containerName": "worker", "operator": "In", "values": [2, 3]}
+    # a run held by a killed pod's lease (exit 4) is retried without counting against backoffLimit
+    assert rules[1]["onExitCodes"] == {"containerName": "worker", "operator": "In", "values": [4]}
+    assert rules[2]["onExitCodes"] == {"containerName": "worker", "operator": "In", "values": [2, 3]}
     assert not any(137 in rule.get("onExitCodes", {}).get("values", []) for rule in rules)
     (container,) = pod["containers"]
     assert container["name"] == "worker" and container["image"] == "registry.example.com/clel-runner:0.1.0"
