@@ -6,7 +6,7 @@
 # requirements/worker.lock (exact versions and sha256 hashes; `make lock` refreshes it), so two builds of one
 # commit install the same bytes. The CPU variant takes torch and torchvision, at the locked versions, from
 # PyTorch's CPU index (a tenth of the size; that index is not hash-locked) and everything else from the lock.
-# `make image` (VARIANT=cuda|cpu) tags it with the git revision. Sizes per variant: README.md, "The image".
+# `make image` (VARIANT=cuda|cpu) tags it with the git revision. Sizes per variant: docs/KUBERNETES.md, "The image".
 FROM python:3.11-slim-bookworm
 ARG VARIANT=cuda
 ENV VIRTUAL_ENV=/opt/venv \

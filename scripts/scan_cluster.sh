@@ -7,7 +7,7 @@
 # Not part of `make lint`: checkov pins boto3==1.35.49 and packaging<24 (and networkx<2.7), which would downgrade
 # the project's boto3 in .venv and conflicts with pytest 9 (packaging>=24) of the dev extras: a venv of its own. Exit status: 0 when checkov reports no failed check and
 # hadolint no warning, 1 otherwise. Every check that does not apply is skipped in the manifest itself by a
-# checkov.io/skip<N> annotation that gives its reason (README.md, "Running on Kubernetes").
+# checkov.io/skip<N> annotation that gives its reason (docs/SECURITY.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -3,7 +3,7 @@
 Reads every <run_id>/result.json of a store (local directory or s3://), groups runs by experiment x profile,
 and writes <out> (one row per group), <stem>_runs.csv (one row per run), <stem>.png, samples_grid.png and
 <store>/tensorboard/ (one HParams session per run). A difference from `baseline` comes with a 95% Welch t
-interval. README.md ("Summarizing an ablation") documents every column.
+interval. docs/COLUMNS.md documents every column.
 
 Modules: scan (reading a store), stats (over seeds), table (CSVs and the printed table), plots, hparams,
 sweep (missing runs), files (output paths and writing), summary (the summarize function), commands (the CLI

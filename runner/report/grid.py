@@ -221,7 +221,7 @@ def fid_axis(ax: Any, grid: Grid) -> None:
 
 
 def plot_grids(grids: list[Grid], metrics: list[MetricKey], path: Path) -> bool:
-    """summary_grid.png: per grid, one panel per metric that varies: each arm's mean ± std against the axis, its
+    """summary_grid.png: per grid, one panel per metric that varies: each arm's median against the axis, its
     seeds as dots (x on a log scale where the values span a factor of 10). False when there is no grid."""
     if not grids:
         return False
@@ -245,17 +245,19 @@ def plot_grids(grids: list[Grid], metrics: list[MetricKey], path: Path) -> bool:
             xs = sorted({x for x, _ in members})
             points = {x: [v for xx, r in members if xx == x and (v := key.value(r)) is not None] for x in xs}
             xs = [x for x in xs if points[x]]
-            means = [float(np.mean(points[x])) for x in xs]
-            stds = [float(np.std(points[x], ddof=1)) if len(points[x]) > 1 else 0.0 for x in xs]
-            ax.errorbar(xs, means, yerr=stds, color=color, marker="o", capsize=3, label=name, linewidth=1.2)
+            medians = [float(np.median(points[x])) for x in xs]
+            ax.plot(xs, medians, color=color, marker="o", label=f"{name} (median; dots: seeds)", linewidth=1.2)
             for x in xs:
                 ax.scatter([x] * len(points[x]), points[x], color=color, s=9, alpha=0.45, linewidths=0)
         if _scale(grid.values) == "log10":
             ax.set_xscale("log")
         if key.ood_set is None:
             fid_axis(ax, grid)
+            ax.set_ylabel("FID; lower is better", fontsize=8)
         else:
             ax.set_ylim(-0.02, 1.02)
+            ax.axhline(0.5, color="0.5", linestyle=":", linewidth=0.8, label="chance (0.5)")
+            ax.set_ylabel("AUROC; higher is better", fontsize=8)
         ax.set_xlabel(grid.axis, fontsize=8)
         ax.set_title(f"{key.column} ({grid.profile})", fontsize=9)
         ax.legend(fontsize=7)

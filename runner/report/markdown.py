@@ -159,7 +159,7 @@ def _weak_seeds(groups: list[Group]) -> list[str]:
     found = [(g, r, ratio) for g in groups for r, ratio in g.weak_seeds()]
     rule = f"FID is above {WEAK_SEED_FACTOR:g} x its arm's median (arms with {WEAK_SEED_MIN_RUNS}+ seeds)"
     if not found:
-        return [*lines, f"None ({rule}).", ""]
+        return [*lines, f"No seed is weak. A seed is weak when its {rule}.", ""]
     lines += [f"A seed is weak when its {rule}; counted in the means above:", ""]
     for g, r, ratio in found:
         tag = " (collapsed)" if r.collapsed else ""

@@ -1,4 +1,5 @@
-"""samples_grid.png: every run's samples.png in one image; samples_rows.png: a typical and the worst seed per arm."""
+"""samples_grid.png: every run's samples.png in one image; samples_rows.png: a typical and the worst seed per arm,
+one column per arm."""
 
 import io
 from pathlib import Path
@@ -68,23 +69,23 @@ def typical_and_worst(group: Group) -> list[tuple[str, Any]]:
 
 
 def plot_sample_rows(store: Store, groups: list[Group], path: Path) -> int:
-    """samples_rows.png: per arm of the first profile with a baseline, the samples of its typical and its worst
-    seed, titled with the run and its FID; returns the images placed."""
+    """samples_rows.png: a column per arm of the first profile with a baseline, the samples of its typical seed
+    above those of its worst, titled with the seed and its FID; returns the images placed."""
     from matplotlib.figure import Figure
 
     profile = next((g.profile for g in groups if g.experiment == "baseline"), groups[0].profile if groups else None)
     members = [g for g in groups if g.profile == profile]
     if not members:
         return 0
-    fig = Figure(figsize=(CELL_INCHES[0] * 2, CELL_INCHES[1] * len(members)), dpi=DPI, layout="constrained")
-    axes = fig.subplots(len(members), 2, squeeze=False)
+    fig = Figure(figsize=(CELL_INCHES[0] * len(members), CELL_INCHES[1] * 2), dpi=DPI, layout="constrained")
+    axes = fig.subplots(2, len(members), squeeze=False)
     placed = 0
-    for row, group in zip(axes, members, strict=True):
-        for ax in row:
+    for column, group in zip(axes.T, members, strict=True):
+        for ax in column:
             ax.set_axis_off()
-        for ax, (label, r) in zip(row, typical_and_worst(group), strict=False):
+        for ax, (label, r) in zip(column, typical_and_worst(group), strict=False):
             failed = " FAILED" if group.failed(r) else ""
-            ax.set_title(f"{group.experiment}, {label}\n{r.run_id}: FID {r.fid:.4g}{failed}", fontsize=7)
+            ax.set_title(f"{group.experiment}\n{label}: seed {r.seed}, FID {r.fid:.4g}{failed}", fontsize=7)
             image = _read_png(store, f"{r.run_id}/{SAMPLES_FILE}")
             if image is None:
                 ax.text(0.5, 0.5, "no readable samples.png", ha="center", va="center", fontsize=8)

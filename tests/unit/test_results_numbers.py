@@ -1,0 +1,63 @@
+"""Every number in docs/RESULTS.md's tables is a value of the CSVs it was written from (docs/previous/ for the
+previous profile's evidence, docs/grid/ for the beta grid), at the precision the page shows it."""
+
+import csv
+import re
+
+from tests.support import ROOT
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])")
+SOURCES = ["docs/previous/summary.csv", "docs/previous/summary_runs.csv", "docs/grid/summary.csv"]
+SOURCES += ["docs/grid/summary_grid.csv", "docs/grid/summary_runs.csv"]
+SMALL_COUNT = 10  # seed counts and tallies ("2 / 2", "1 of 3") are counted on the page, not stored
+
+
+def csv_values() -> list[float]:
+    values = []
+    for name in SOURCES:
+        with (ROOT / name).open(newline="") as handle:
+            for row in csv.reader(handle):
+                for cell in row:
+                    values += [float(found) for found in NUMBER.findall(cell)]
+    return values
+
+
+def table_numbers(text: str) -> list[str]:
+    """The numbers of the tables' body rows (a header is the row above a |---| line)."""
+    lines = text.splitlines()
+    separator = [line.startswith("|") and set(line) <= set("|-: ") for line in lines]
+    body = [
+        line
+        for index, line in enumerate(lines)
+        if line.startswith("|") and not separator[index] and not (index + 1 < len(lines) and separator[index + 1])
+    ]
+    return [number for row in body for number in NUMBER.findall(row)]
+
+
+def shown(value: float, written: str) -> bool:
+    """Whether `value` rounds to `written` at the decimals `written` shows."""
+    decimals = len(written.partition(".")[2])
+    return abs(round(value, decimals) - float(written)) < 10 ** -(decimals + 6) or (
+        decimals == 0 and abs(value - float(written)) < 0.5 + 1e-9
+    )
+
+
+def test_every_number_in_the_results_tables_is_a_csv_value():
+    values = csv_values()
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    numbers = table_numbers(text)
+    assert len(numbers) > 100
+    unexplained = [
+        written
+        for written in numbers
+        if not (float(written).is_integer() and abs(float(written)) <= SMALL_COUNT)
+        and not any(shown(value, written) for value in values)
+    ]
+    assert unexplained == []
+
+
+def test_a_stale_number_is_caught():
+    """The along-beta table once said 876 where the CSV gives 875.479: the check refuses it."""
+    values = csv_values()
+    assert any(shown(value, "875.5") for value in values)
+    assert not any(shown(value, "876.0") for value in values)
