@@ -9,7 +9,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.report.numbers import fixed, number, p_value
+from runner.report.numbers import fixed, interval, number, p_value
 
 BEGIN = "<!-- answer:begin (written by scripts/readme_answer.py from docs/evidence/*.csv; do not edit by hand) -->"
 END = "<!-- answer:end -->"
@@ -48,18 +48,21 @@ def _f(cell: str) -> float | None:
 
 
 def _ratio(arm: dict[str, str]) -> str:
-    low, high = _f(arm["fid_ratio_lo"]), _f(arm["fid_ratio_hi"])
-    return f"x{number(_f(arm['fid_ratio']))} [{number(low)}, {number(high)}]"
+    return f"x{number(_f(arm['fid_ratio']))} {interval((_f(arm['fid_ratio_lo']), _f(arm['fid_ratio_hi'])))}"
 
 
 def _shift(arm: dict[str, str], key: str) -> str:
     value, low, high = (_f(arm[f"{key}_shift{part}"]) for part in ("", "_lo", "_hi"))
-    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]" if value is not None else "-"
+    return f"{value:+.3f} {interval((low, high), lambda v: f'{v:+.3f}')}" if value is not None else "-"
+
+
+def _holm(arm: dict[str, str], key: str) -> str:
+    return f"Holm p {p_value(_f(arm[f'{key}_p_holm']))}"
 
 
 def _verdict(arm: dict[str, str], key: str) -> str:
     verdict = arm[f"{key}_verdict"]
-    return f"{verdict} (Holm p {p_value(_f(arm[f'{key}_p_holm']))})" if verdict else "not tested"
+    return f"{verdict} ({_holm(arm, key)})" if verdict else "not tested"
 
 
 def _judgement(arm: dict[str, str]) -> str:
@@ -81,11 +84,8 @@ def _lead(arms: list[dict[str, str]]) -> str:
 
 def _numbers(arms: list[dict[str, str]]) -> str:
     """The primary endpoints' shifts with their intervals and Holm p, and the FID ratio the test could detect."""
-    fid = ", ".join(f"`{a['experiment']}` {_ratio(a)} (Holm p {p_value(_f(a['fid_p_holm']))})" for a in arms)
-    auroc = ", ".join(
-        f"`{a['experiment']}` {_shift(a, PRIMARY_AUROC)} (Holm p {p_value(_f(a[f'{PRIMARY_AUROC}_p_holm']))})"
-        for a in arms
-    )
+    fid = ", ".join(f"`{a['experiment']}` {_ratio(a)} ({_holm(a, 'fid')})" for a in arms)
+    auroc = ", ".join(f"`{a['experiment']}` {_shift(a, PRIMARY_AUROC)} ({_holm(a, PRIMARY_AUROC)})" for a in arms)
     detectable = sorted(float(a["fid_mde_ratio"]) for a in arms if a["fid_mde_ratio"])
     text = f" FID / baseline: {fid}. Interpolation AUROC - baseline: {auroc}."
     if detectable:
@@ -104,7 +104,7 @@ def _secondary(arms: list[dict[str, str]]) -> str:
     """The secondary endpoints with a detected difference, or '' when none has one."""
     found = [
         f"`{arm['experiment']}` {key.removeprefix('auroc_').replace('_', ' ')} AUROC {_shift(arm, key)} "
-        f"({arm[f'{key}_verdict']}, Holm p {p_value(_f(arm[f'{key}_p_holm']))})"
+        f"({arm[f'{key}_verdict']}, {_holm(arm, key)})"
         for arm in arms
         for key in SECONDARY_AUROCS
         if arm.get(f"{key}_verdict") in ("better", "worse")
@@ -122,8 +122,8 @@ def _table(evidence: Evidence) -> list[str]:
         probe = "-"
         if arm["probe_z_median"]:
             probe = f"{fixed(_f(arm['probe_z_median']))} ({fixed(_f(arm['untrained_probe_z_median']))})"
-        median = f"{number(_f(arm['fid_median']), 4)} [{number(_f(arm['fid_median_lo']), 4)}, "
-        median += f"{number(_f(arm['fid_median_hi']), 4)}]"
+        median = f"{number(_f(arm['fid_median']), 4)} "
+        median += interval((_f(arm["fid_median_lo"]), _f(arm["fid_median_hi"])), lambda v: number(v, 4))
         compared = bool(arm["fid_verdict"])
         lines.append(
             f"| `{arm['experiment']}` | {arm['n_seeds']} | {arm['failed_n']}/{arm['judged_n']} | {probe} | {median} "
@@ -192,8 +192,9 @@ def answer_section(evidence: Evidence) -> str:
         arms = evidence.of(question)
         if not arms:
             continue
-        line = f"- **{title}** {_lead(arms)}{_numbers(arms)}{_secondary(arms)}"
-        if question == "remove" and _secondary(arms):
+        secondary = _secondary(arms)
+        line = f"- **{title}** {_lead(arms)}{_numbers(arms)}{secondary}"
+        if question == "remove" and secondary:
             line += (
                 " Without the split the joint score is dominated by the norm of u, so its joint-AUROC drop is "
                 "largely by construction; the marginal score is the fair comparison."

@@ -52,33 +52,35 @@ def _max_len(n: int) -> str:
     return f"must be no more than {n} characters"
 
 
-def dns1123_subdomain(value: str) -> list[str]:
-    errors = [_max_len(253)] if len(value) > 253 else []
-    if not re.fullmatch(DNS1123_SUBDOMAIN_FMT, value):
-        errors.append(
-            _regex_error(
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-                "must start and end with an alphanumeric character",
-                DNS1123_SUBDOMAIN_FMT,
-                "example.com",
-            )
-        )
+def _format_errors(value: str, max_length: int, fmt: str, message: str, *examples: str) -> list[str]:
+    """apimachinery's errors for a value of at most `max_length` that must fully match `fmt`."""
+    errors = [_max_len(max_length)] if len(value) > max_length else []
+    if not re.fullmatch(fmt, value):
+        errors.append(_regex_error(message, fmt, *examples))
     return errors
+
+
+def dns1123_subdomain(value: str) -> list[str]:
+    return _format_errors(
+        value,
+        253,
+        DNS1123_SUBDOMAIN_FMT,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+        "start and end with an alphanumeric character",
+        "example.com",
+    )
 
 
 def dns1123_label(value: str) -> list[str]:
-    errors = [_max_len(63)] if len(value) > 63 else []
-    if not re.fullmatch(DNS1123_LABEL_FMT, value):
-        errors.append(
-            _regex_error(
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-                "start and end with an alphanumeric character",
-                DNS1123_LABEL_FMT,
-                "my-name",
-                "123-abc",
-            )
-        )
-    return errors
+    return _format_errors(
+        value,
+        63,
+        DNS1123_LABEL_FMT,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and "
+        "end with an alphanumeric character",
+        "my-name",
+        "123-abc",
+    )
 
 
 QUALIFIED_NAME_MESSAGE = (
@@ -113,19 +115,16 @@ def qualified_name(value: str) -> list[str]:
 
 
 def label_value(value: str) -> list[str]:
-    errors = [_max_len(63)] if len(value) > 63 else []
-    if not re.fullmatch(LABEL_VALUE_FMT, value):
-        errors.append(
-            _regex_error(
-                "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
-                "must start and end with an alphanumeric character",
-                LABEL_VALUE_FMT,
-                "MyValue",
-                "my_value",
-                "12345",
-            )
-        )
-    return errors
+    return _format_errors(
+        value,
+        63,
+        LABEL_VALUE_FMT,
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+        "start and end with an alphanumeric character",
+        "MyValue",
+        "my_value",
+        "12345",
+    )
 
 
 # --- field errors and the Status a server answers with --------------------------------------------------------
