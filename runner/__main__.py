@@ -7,11 +7,10 @@ import sys
 
 import fire
 
-from runner.argv import HELP_FLAGS, check_command_line
-from runner.cli import Commands
-from runner.cli_help import command_help, command_list, command_names
-from runner.errors import UserError, redact
-from runner.exit_codes import exit_code_of
+from runner.cli.argv import HELP_FLAGS, check_command_line
+from runner.cli.commands import Commands
+from runner.cli.help import command_help, command_list, command_names
+from runner.errors import UserError, exit_code_of, redact
 
 
 def _fail(message: str, code: int) -> int:

@@ -20,9 +20,9 @@ from runner.clel.vmf import log_vmf_normalizer
 from runner.config import ExperimentsFile
 from runner.data import load_dataset, ood_sets, to_unit_float
 from runner.metrics.ood import auroc
-from runner.run import restore
+from runner.run.execute import restore
+from runner.run.stored import stored_config
 from runner.store import RunStore, open_store
-from runner.stored_run import stored_config
 
 
 @torch.no_grad()

@@ -14,14 +14,14 @@ import sys
 
 import torch
 
-from runner.checkpoints import restore
 from runner.clel.model import training_engine
 from runner.config import ExperimentsFile
 from runner.data import load_dataset, ood_sets
-from runner.evaluate import evaluate
-from runner.inputs import fid_weights
+from runner.run.checkpoints import restore
+from runner.run.evaluate import evaluate
+from runner.run.inputs import fid_weights
+from runner.run.stored import stored_config
 from runner.store import RunStore, open_store
-from runner.stored_run import stored_config
 
 
 def fid_of(engine, data, ood, weights, seed: int) -> float:

@@ -16,13 +16,13 @@ import sys
 
 import torch
 
-from runner.checkpoints import restore
 from runner.clel.energy import ebm_loss
 from runner.clel.model import training_engine
 from runner.config import ExperimentsFile
 from runner.data import load_dataset
+from runner.run.checkpoints import restore
+from runner.run.stored import stored_config
 from runner.store import RunStore, open_store
-from runner.stored_run import stored_config
 
 
 def loss_at(model, f: torch.Tensor, u: torch.Tensor, z: torch.Tensor, beta: float) -> torch.Tensor:

@@ -18,9 +18,9 @@ from runner.clel.model import training_engine, untrained_encoder
 from runner.config import ExperimentsFile
 from runner.data import load_dataset
 from runner.metrics.encoder_health import encoder_health, pixel_probe
-from runner.run import restore
+from runner.run.execute import restore
+from runner.run.stored import stored_config
 from runner.store import RunStore, open_store
-from runner.stored_run import stored_config
 
 ENCODER_ARMS = ("baseline", "moco", "byol", "mae")
 

@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.bench import bench_config, synthetic_data
-from runner.clel.crl.simclr import nt_xent
+from runner.clel.encoders.simclr import nt_xent
 from runner.clel.energy import ebm_loss
 from runner.clel.engine import Engine
 from runner.clel.model import CLEL, training_engine
@@ -44,6 +43,7 @@ from runner.clel.networks import power_iterate
 from runner.clel.sampler import sgld
 from runner.config import ExperimentsFile, RunConfig
 from runner.data import ImageData, load_digits
+from runner.run.bench import bench_config, synthetic_data
 
 CONFIG_NAMES = ("ref32", "tiny")
 # issue #20: the reviewer's numbers (ours, optimized, against hankook/CLEL in fp32; the reference's fp32 against

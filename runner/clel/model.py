@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from runner.clel.augment import StrongAugmentation
-from runner.clel.crl import METHODS, NO_ENCODER, BuildContext, SelfSupervisedMethod
+from runner.clel.encoders import METHODS, NO_ENCODER, BuildContext, SelfSupervisedMethod
 from runner.clel.energy import LatentEnergy, ebm_loss
 from runner.clel.engine import Batches, Engine, OptimizerGroup, seed_everything
 from runner.clel.networks import EnergyNet, power_iterate

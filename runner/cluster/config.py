@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runner.config import ExperimentsFile, parse_overrides
 from runner.errors import UserError
-from runner.launch.plan import PlannedRun, plan_runs
+from runner.plan.planner import PlannedRun, plan_runs
 from runner.store.base import is_valid_key
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

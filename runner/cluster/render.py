@@ -26,9 +26,9 @@ from runner.cluster.names import (
 )
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, RunConfig
 from runner.errors import EXIT_DIVERGED, EXIT_HELD, EXIT_USER_ERROR, UserError
-from runner.launch.plan import PlannedRun
-from runner.launch.spec import RunSpec
 from runner.layout import point_tag
+from runner.plan.planner import PlannedRun
+from runner.plan.spec import RunSpec
 
 NAME_PREFIX = "clel-"
 MAX_NAME = 63

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from runner.cluster.names import EXPERIMENT_KEY, KUEUE_QUEUE_LABEL, SEED_KEY, job_of
-from runner.run_progress import Progress, duration, format_table, progress_cells
+from runner.run.status import Progress, duration, format_table, progress_cells
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job, V1JobCondition, V1Pod

@@ -19,12 +19,12 @@ DEFAULT_CONFIG_FILE = "experiments.toml"
 TOP_LEVEL_TABLES = ("defaults", "profiles", "experiments", "smoke", "sweep", "cluster")
 NOT_A_SETTING = ("description", "question")  # keys a profile or experiment may carry that are not config values
 MAX_FILE_BYTES = 1 << 20
-MAX_SWEEP_SEEDS = 1000  # runner.launch.plan.MAX_SEEDS
+MAX_SWEEP_SEEDS = 1000  # runner.plan.planner.MAX_SEEDS
 QUESTION_PATTERN = re.compile(NAME_PATTERN)
 
 
 class SweepConfig(Section):
-    """[sweep]: the seeds every experiment runs with, and the grid of settings it runs at (runner.launch.plan)."""
+    """[sweep]: the seeds every experiment runs with, and the grid of settings it runs at (runner.plan.planner)."""
 
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     grid: dict[str, list[Any]] = Field(default_factory=dict, max_length=16)

@@ -1,5 +1,5 @@
 """The self-supervised methods' config tables (crl.<name>), with their defaults: torch-free, so that the config
-resolves and validates without importing the networks. Each method in runner/clel/crl/ names its Settings here.
+resolves and validates without importing the networks. Each method in runner/clel/encoders/ names its Settings here.
 """
 
 from typing import Any, ClassVar
@@ -137,7 +137,7 @@ def decoder_heads(heads: int) -> int:
     return max(1, heads // 2)
 
 
-# crl.method -> its settings; runner/clel/crl/__init__.py maps the same names to the methods.
+# crl.method -> its settings; runner/clel/encoders/__init__.py maps the same names to the methods.
 METHOD_SETTINGS: dict[str, type[MethodSettings]] = {
     "simclr": SimCLRSettings,
     "moco": MoCoSettings,

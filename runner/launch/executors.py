@@ -3,7 +3,7 @@
 - InProcess: one run after another in this process (a run's bars below the overall one).
 - Subprocesses: N `python -m runner local` processes at a time (RunSpec.to_argv), one GPU each or the CPU cores
   shared out.
-- KubernetesJobs (runner.cluster.executor): one Job per run, its worker arguments the run's RunSpec.
+- KubernetesJobs (runner.launch.kubernetes): one Job per run, its worker arguments the run's RunSpec.
 
 A local run's state is read from its store (runner.launch.local_status): progress from its checkpoints and
 metrics, and whether a process runs it from the lock that process holds on its directory (with its pid in it),
@@ -23,10 +23,9 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from runner.errors import EXIT_HELD, EXIT_PREEMPTED
-from runner.exit_codes import EXIT_INTERRUPTED, exit_code_of
+from runner.errors import EXIT_HELD, EXIT_INTERRUPTED, EXIT_PREEMPTED, exit_code_of
 from runner.launch import local_status
-from runner.launch.plan import PlannedRun
+from runner.plan.planner import PlannedRun
 from runner.result import result_line
 
 
@@ -42,7 +41,7 @@ class Outcome:
 
 class Executor(Protocol):
     """Runs the planner's runs somewhere. What submit and status return is the executor's own record: an
-    Outcome and RunStates here, runner.cluster.executor's Job outcomes and JobStates for Kubernetes."""
+    Outcome and RunStates here, runner.launch.kubernetes's Job outcomes and JobStates for Kubernetes."""
 
     def submit(self, runs: list[PlannedRun]) -> Any: ...
 
@@ -75,8 +74,8 @@ class InProcess(LocalRuns):
         self.report, self.bar = report, bar
 
     def submit(self, runs: list[PlannedRun]) -> Outcome:
-        from runner.progress import nested
-        from runner.run import execute
+        from runner.run.bars import nested
+        from runner.run.execute import execute
 
         outcome = Outcome()
         for run in runs:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.layout import LOCK_FILE, parse_run_id
-from runner.run_progress import Progress, format_table, progress_cells, run_progress
+from runner.run.status import Progress, format_table, progress_cells, run_progress
 from runner.store import RunStore, lease_holder, open_store
 
 
@@ -108,8 +108,8 @@ def local_table(found: list[RunState]) -> str:
 def store_runs(store_uri: str, experiment: str | None = None) -> list[str]:
     """The runs of a store: those a sweep asked for (sweep.json) and those with a directory, of one experiment
     when given."""
+    from runner.plan.sweep_record import asked_runs
     from runner.report.scan import scan_store
-    from runner.report.sweep import asked_runs
 
     store = open_store(store_uri)
     store.check()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from runner.clel.crl import SelfSupervisedMethod
+from runner.clel.encoders import SelfSupervisedMethod
 from runner.config import RunConfig
 from runner.data import ImageData, to_unit_float
 from runner.metrics.probe import linear_probe, mean_pairwise_cosine

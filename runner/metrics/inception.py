@@ -1,5 +1,5 @@
 """pytorch-fid's Inception weights: the published file's name and sha256, where the verified copy lives, and
-loading it with torch's weights-only unpickler (fetching and verifying a configured source: runner.inputs)."""
+loading it with torch's weights-only unpickler (fetching and verifying a configured source: runner.run.inputs)."""
 
 import hashlib
 import os

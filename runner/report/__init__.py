@@ -7,6 +7,6 @@ interval. docs/COLUMNS.md documents every column.
 
 Modules: scan (reading a store), stats (over seeds), table (CSVs and the printed table), plots, hparams,
 sweep (missing runs), files (output paths and writing), summary (the summarize function), commands (the CLI
-subcommand). Import from the modules themselves: the CLI imports runner.report.commands at start-up, and
+subcommand). Import from the modules themselves: the CLI imports runner.cli.report at start-up, and
 that must not pull in numpy, scipy or matplotlib, so this package's own module imports nothing.
 """

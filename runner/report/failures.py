@@ -22,7 +22,8 @@ from runner.report.stats import Group
 from runner.result import RunResult
 from runner.store import Store
 
-GRID_COLUMNS, PADDING = 8, 2  # runner.run saves samples.png with save_image(samples, nrow=8): 2 pixels of padding
+# runner.run.execute saves samples.png with save_image(samples, nrow=8): 2 pixels of padding
+GRID_COLUMNS, PADDING = 8, 2
 MAX_PNG_BYTES = 1 << 22
 
 

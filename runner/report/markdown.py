@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from runner.config import ExperimentsFile
-from runner.launch.spec import RunSpec
+from runner.plan.spec import RunSpec
 from runner.report.encoders import encoder_section
 from runner.report.estimates import level
 from runner.report.grid import Trend
+from runner.report.missing import missing_grid
 from runner.report.numbers import fixed, interval, number, p_value
 from runner.report.scan import StoreScan
 from runner.report.stats import BASELINE, FID, WEAK_SEED_FACTOR, WEAK_SEED_MIN_RUNS, Group
-from runner.report.sweep import missing_grid
 from runner.report.terminal import mde_text, shift_text
 from runner.report.verdicts import ALPHA, SATURATED, Comparison, Effect
 from runner.result import RunResult

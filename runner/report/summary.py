@@ -10,16 +10,17 @@ from typing import Any
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
 from runner.layout import REPORT_FILE, SUMMARY_FILE, TENSORBOARD_DIR, point_tag
+from runner.plan.sweep_record import read_sweep_record
 from runner.report.failures import judge_runs
 from runner.report.figures import plot_fid_by_seed, plot_summary
 from runner.report.files import check_outputs, output_paths, write_output
 from runner.report.grid import GRID_COLUMNS, Trend, find_grids, format_trends, grid_rows, plot_grids, trends
 from runner.report.hparams import write_hparams
 from runner.report.markdown import report_text
+from runner.report.missing import missing_grid, missing_runs
 from runner.report.plots import plot_sample_rows, plot_samples
 from runner.report.scan import StoreScan, open_checked, scan_store
 from runner.report.stats import WEAK_SEED_FACTOR, Group, group_runs, metric_keys
-from runner.report.sweep import load_config, missing_grid, missing_runs, read_sweep_record
 from runner.report.table import csv_text, run_columns, run_row, summary_columns, summary_rows
 from runner.report.terminal import format_table, format_verdicts
 from runner.report.verdicts import DEFAULT_EFFECT, Comparison, Effect, compare_groups, parse_effect
@@ -57,6 +58,13 @@ def _print_progress(
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def load_config(config: str) -> ExperimentsFile | None:
+    """The experiments file, or None when it is the default and absent."""
+    if not config or (config == DEFAULT_CONFIG_FILE and not Path(config).exists()):
+        return None
+    return ExperimentsFile(config)
 
 
 def summarize(

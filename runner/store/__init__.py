@@ -7,19 +7,15 @@ run's directory on it (config guard, checkpoints, LATEST); `download_object` fet
 from pathlib import Path
 
 from runner.errors import UserError, redact
-from runner.store.base import BadKey, PointerConflict, Store, check_key, is_valid_key, sha256
+from runner.store.base import Store, check_key, is_valid_key, sha256
 from runner.store.local import LocalStore
-from runner.store.ownership import Holder, OwnershipLost, RunHeld, lease_holder
+from runner.store.ownership import Holder, lease_holder
 from runner.store.run_store import CheckpointError, RunStore
 
 __all__ = [
-    "BadKey",
     "CheckpointError",
     "Holder",
     "LocalStore",
-    "OwnershipLost",
-    "RunHeld",
-    "PointerConflict",
     "RunStore",
     "Store",
     "check_key",

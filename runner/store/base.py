@@ -5,19 +5,13 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from runner.errors import BadKey
+
 # A key is a relative path of '/'-separated parts; each part is letters, digits, '.', '_', '-' and not
 # '.' or '..'. Keys this project writes always have that form; anything else (a key planted in a bucket,
 # a forged pointer) is refused before it can become a local path.
 KEY_PART = re.compile(r"[A-Za-z0-9_.-]+")
 MAX_KEY_LENGTH = 512
-
-
-class PointerConflict(Exception):
-    """A conditional write of a pointer lost: another writer moved it since we read it."""
-
-
-class BadKey(ValueError):
-    """A key that is not a safe relative path; never used to read or write."""
 
 
 def is_valid_key(key: str, prefix: bool = False) -> bool:

@@ -5,8 +5,8 @@ import tempfile
 from pathlib import Path
 
 from runner.atomic_file import write_atomic
-from runner.errors import UserError
-from runner.store.base import PointerConflict, Store, check_key, is_valid_key, sha256
+from runner.errors import PointerConflict, UserError
+from runner.store.base import Store, check_key, is_valid_key, sha256
 
 
 class LocalStore(Store):

@@ -23,20 +23,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.errors import UserError
+from runner.errors import OwnershipLost, PointerConflict, RunHeld, UserError
 from runner.layout import LEASE_FILE, LOCK_FILE
-from runner.store.base import PointerConflict, Store
+from runner.store.base import Store
 
 DEFAULT_LEASE_SECONDS = 120.0  # a killed owner's run is free again after this long at most
 MAX_LEASE_SECONDS = 3600.0
-
-
-class RunHeld(Exception):
-    """Another live process owns the run; nothing was done to it."""
-
-
-class OwnershipLost(Exception):
-    """This process's lease expired and another process took the run over: it stops without writing."""
 
 
 def lease_seconds() -> float:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from runner.errors import UserError
+from runner.errors import PointerConflict, UserError
 from runner.layout import (
     CKPT_DIR,
     CKPT_PREFIX,
@@ -24,7 +24,7 @@ from runner.layout import (
     RESULT_FILE,
     SAMPLES_FILE,
 )
-from runner.store.base import PointerConflict, Store, sha256
+from runner.store.base import Store, sha256
 from runner.store.ownership import Ownership, ownership_of
 
 # (name in the run's directory, whether it is a directory): what a run writes

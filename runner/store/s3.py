@@ -25,8 +25,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from runner.errors import UserError, redact
-from runner.store.base import PointerConflict, Store, check_key, is_valid_key
+from runner.errors import PointerConflict, UserError, redact
+from runner.store.base import Store, check_key, is_valid_key
 
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 TRANSFER = TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20)

@@ -98,7 +98,7 @@ def test_unreachable_cluster_exits_2_with_one_line(tmp_path):
 
 @pytest.mark.slow  # starts a python process
 def test_the_cli_starts_without_the_kubernetes_client():
-    code = "import sys, runner.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
+    code = "import sys, runner.cli.commands; print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

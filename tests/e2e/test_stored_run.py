@@ -8,8 +8,8 @@ import pytest
 
 from runner.config import ExperimentsFile
 from runner.errors import UserError
+from runner.run.stored import evaluate_stored_run, stored_config
 from runner.store import RunStore, open_store
-from runner.stored_run import evaluate_stored_run, stored_config
 from tests.support import ROOT
 from tests.support.runs import local_args, result_metrics, run_cli, run_id_of
 

@@ -13,10 +13,10 @@ import pytest
 
 from runner.config import ExperimentsFile, parse_overrides
 from runner.errors import EXIT_PREEMPTED
-from runner.launch.plan import plan_runs
+from runner.launch.sweep import finished_runs
 from runner.layout import point_tag
+from runner.plan.planner import plan_runs
 from runner.store import RunStore, open_store
-from runner.sweep import finished_runs
 from tests.support import ROOT, SMALL
 from tests.support.runs import edited_config, result_metrics, run_cli, run_id_of, runner_command
 

@@ -66,7 +66,7 @@ def test_optimized_sampling_restores_the_ebm():
 
 def test_bench_batches_larger_than_its_synthetic_set_run():
     """A batch larger than the 512 synthetic images once divided by zero; the set grows to a batch."""
-    from runner.bench import bench
+    from runner.run.bench import bench
 
     overrides = {"train.batch_size": 520, "sgld.steps": 1, "sgld.buffer_size": 520, "ebm.channels": [4, 4, 4]}
     line = json.loads(bench("tiny", iterations=1, warmup=0, overrides=overrides | {"crl.backbone_width": 2}))

@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client
 
 from runner.__main__ import main
-from runner.cli import Commands
+from runner.cli.commands import Commands
 from runner.cluster import api
 from runner.cluster.render import to_dict
 from runner.cluster.status import age, format_table

@@ -1,10 +1,10 @@
-"""KubernetesJobs (runner/cluster/executor.py): the third executor, over the planner's runs, against the fake API
+"""KubernetesJobs (runner/launch/kubernetes.py): the third executor, over the planner's runs, against the fake API
 server below the official client."""
 
 from runner.cluster import api
 from runner.cluster.config import load_cluster, plan_cluster_runs
-from runner.cluster.executor import KubernetesJobs
 from runner.config import ExperimentsFile
+from runner.launch.kubernetes import KubernetesJobs
 from tests.support.kube import CLUSTER, seed_world, write_config
 
 THREE_SEEDS = CLUSTER | {"seeds": [0, 1, 2]}  # the counts below are for three seeds ([sweep] has ten)

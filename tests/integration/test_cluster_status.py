@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from runner import run_progress as progress
 from runner.__main__ import main
-from runner.cli import Commands
+from runner.cli.commands import Commands
 from runner.cluster import status
 from runner.result import AurocScores, RunResult
+from runner.run import status as progress
 from runner.store import RunStore, open_store
 from tests.support.kube import CLUSTER, SELECTOR, rendered, seed_world, write_config
 

@@ -10,9 +10,9 @@ from runner.clel.engine import build_optimizer
 from runner.clel.model import build_crl, training_engine, untrained_encoder
 from runner.config import ExperimentsFile
 from runner.data import to_unit_float
-from runner.evaluate import encoder_report
 from runner.metrics.encoder_health import chance_loss, encoder_health
 from runner.metrics.probe import mean_pairwise_cosine
+from runner.run.evaluate import encoder_report
 from tests.support import ROOT, tiny_cfg
 
 CPU = torch.device("cpu")

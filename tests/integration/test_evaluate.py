@@ -1,4 +1,4 @@
-"""Evaluation (runner.evaluate): the EMA models are what is scored and sampled, the scores' signs, and the joint
+"""Evaluation (runner.run.evaluate): the EMA models are what is scored and sampled, the scores' signs, and the joint
 score's z taken from the un-augmented image, each against a hand computation."""
 
 import copy
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from runner.clel.model import CLEL, training_engine
 from runner.data import to_unit_float
-from runner.evaluate import generate_samples, ood_scores
+from runner.run.evaluate import generate_samples, ood_scores
 from tests.support import tiny_cfg
 
 SIZES = {"sgld.steps": 3, "sgld.buffer_size": 64, "train.batch_size": 16, "eval.batch_size": 7}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import runner.run
+import runner.run.execute
 from runner.clel.engine import Engine
 from runner.errors import EXIT_PREEMPTED
 from tests.support import SMALL
@@ -83,7 +83,7 @@ def test_a_finished_run_is_shown_not_evaluated_again(interrupted_then_resumed, m
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a finished run was evaluated again")
 
-    monkeypatch.setattr(runner.run, "evaluate", no_evaluation)
+    monkeypatch.setattr(runner.run.execute, "evaluate", no_evaluation)
     code, out, err = run_main(smoke_local(store), capsys)
     assert code == 0, err
     assert f"{RUN_ID}: already finished" in err and out == first_out

@@ -1,4 +1,4 @@
-"""The GPU check (runner.gpu_check): its CPU dry run end to end, and the FLOP count its TFLOP/s figure uses."""
+"""The GPU check (runner.run.gpu_check): its CPU dry run end to end, and the FLOP count its TFLOP/s figure uses."""
 
 import json
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from runner.bench import bench_config, synthetic_data
 from runner.clel.engine import Engine
 from runner.clel.model import training_engine
-from runner.gpu_check import TINY, gpu_check_json, sgld_step_flops
+from runner.run.bench import bench_config, synthetic_data
+from runner.run.gpu_check import TINY, gpu_check_json, sgld_step_flops
 
 
 def hand_counted_sgld_step_flops(engine: Engine) -> int:

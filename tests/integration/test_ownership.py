@@ -8,8 +8,9 @@ import time
 import boto3
 import pytest
 
+from runner.errors import OwnershipLost, RunHeld
 from runner.layout import LEASE_FILE
-from runner.store import OwnershipLost, RunHeld, RunStore, lease_holder, open_store
+from runner.store import RunStore, lease_holder, open_store
 from runner.store.ownership import S3Lease
 
 RUN = "baseline-tiny-s0"

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl.simclr import nt_xent
+from runner.clel.encoders.simclr import nt_xent
 from runner.clel.model import CLEL, training_engine
 from tests.support import tiny_cfg
 

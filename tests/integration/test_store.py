@@ -17,9 +17,9 @@ import pytest
 import torch
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from runner.errors import UserError
+from runner.errors import BadKey, PointerConflict, UserError
 from runner.layout import LATEST
-from runner.store import BadKey, CheckpointError, PointerConflict, RunStore, Store, open_store
+from runner.store import CheckpointError, RunStore, Store, open_store
 from runner.store.s3 import S3Store
 from tests.conftest import S3_SERVERS, bucket_name, new_bucket
 from tests.support.flaky_proxy import FAULTS, FlakyProxy

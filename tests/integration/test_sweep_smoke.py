@@ -11,9 +11,9 @@ import pytest
 
 from runner.__main__ import main
 from runner.config import ExperimentsFile, parse_overrides
-from runner.launch.plan import plan_runs
+from runner.launch.sweep import finished_runs
+from runner.plan.planner import plan_runs
 from runner.store import open_store
-from runner.sweep import finished_runs
 from tests.support import ROOT
 
 SMOKE_RUN_ID = "baseline-tiny-smoke-s0"  # [smoke] over tiny and nothing else: no point in the id

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runner.clel.crl.momentum import cosine_momentum
+from runner.clel.encoders.momentum import cosine_momentum
 from runner.clel.engine import Engine
 from runner.clel.model import CLEL, StepMetrics, training_engine
 from runner.clel.vmf import log_vmf_normalizer

@@ -1,4 +1,4 @@
-"""A store of made-up results for the report tests: result.json bodies as runner.run writes them, a populated
+"""A store of made-up results for the report tests: result.json bodies as runner.run.execute writes them, a populated
 store (finished, corrupt, foreign and running runs, a sweep record), summarize run on it, and the checks of the
 CSVs and TensorBoard sessions it makes of them (by hand and against scipy)."""
 
@@ -16,9 +16,9 @@ from scipy import stats
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hp_metadata
 
+from runner.plan.sweep_record import record_sweep
 from runner.report.stats import FID, MetricKey
 from runner.report.summary import summarize
-from runner.report.sweep import record_sweep
 from runner.report.table import run_columns, summary_columns
 from runner.store import RunStore, Store
 
@@ -49,7 +49,7 @@ RUNS = [
 
 
 def result(experiment: str, seed: int, fid, interpolation, uniform_noise, profile: str = "tiny") -> dict:
-    """A result.json as runner.run.run_result writes it."""
+    """A result.json as runner.run.execute.run_result writes it."""
     crl = {"plain_ebm": "none", "byol": "byol"}.get(experiment, "simclr")
     return {
         "experiment": experiment,

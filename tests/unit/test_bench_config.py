@@ -1,9 +1,9 @@
-"""The bench presets (runner.bench.bench_config): ref32 is the configuration of the issue that introduced it."""
+"""The bench presets (runner.run.bench.bench_config): ref32 is the configuration of the issue that introduced it."""
 
 import pytest
 
-from runner.bench import REF32, bench_config
 from runner.errors import UserError
+from runner.run.bench import REF32, bench_config
 
 
 def test_ref32_is_the_issue_configuration():

@@ -1,14 +1,14 @@
 """Help that explains: the command list and each command's flags on stdout, written from the signatures and
-docstrings (runner.cli_help), in the names the README uses."""
+docstrings (runner.cli.help), in the names the README uses."""
 
 import inspect
 import re
 
 import pytest
 
-from runner.argv import command_flags
-from runner.cli import Commands
-from runner.cli_help import command_names, flag_sentences, readable_type
+from runner.cli.argv import command_flags
+from runner.cli.commands import Commands
+from runner.cli.help import command_names, flag_sentences, readable_type
 from tests.support.cli import run_main
 
 

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-import runner.run
+import runner.run.execute
 from runner.__main__ import main
 from runner.cluster.render import to_dict
 from runner.config import ExperimentsFile, parse_overrides
@@ -145,14 +145,14 @@ def test_job_contract_for_a_preemptible_gpu_run(tmp_path):
 
 
 class Resolved(Exception):
-    """Raised by a stand-in for runner.run.execute: carries the config the worker resolved."""
+    """Raised by a stand-in for runner.run.execute.execute: carries the config the worker resolved."""
 
 
 def test_the_worker_resolves_the_config_hash_its_job_was_named_for(tmp_path, monkeypatch):
     def capture(cfg, store_uri, **options):
         raise Resolved(cfg, store_uri)
 
-    monkeypatch.setattr(runner.run, "execute", capture)
+    monkeypatch.setattr(runner.run.execute, "execute", capture)
     monkeypatch.chdir(tmp_path)
     for job in rendered(write_config(tmp_path, FULL_CLUSTER), "byol")[2]:
         args = job.spec.template.spec.containers[0].args
@@ -314,7 +314,7 @@ def test_a_grid_job_names_its_point_and_its_worker_resolves_it(tmp_path, monkeyp
     def capture(cfg, store_uri, **options):
         raise Resolved(cfg, store_uri)
 
-    monkeypatch.setattr(runner.run, "execute", capture)
+    monkeypatch.setattr(runner.run.execute, "execute", capture)
     monkeypatch.chdir(tmp_path)  # the worker reads experiments.toml from its working directory (the image's)
     for job in jobs[:: len(jobs) // 8]:
         with pytest.raises(Resolved) as resolved:

@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl import CRLOutput, SelfSupervisedMethod
-from runner.clel.crl.byol import BYOL, byol_loss
-from runner.clel.crl.mae import MAE, masked_patch_loss, patchify, random_masking, sincos_position_embedding
-from runner.clel.crl.moco import MoCo, info_nce
-from runner.clel.crl.momentum import cosine_momentum, momentum_update
-from runner.clel.crl.simclr import SimCLR
+from runner.clel.encoders import CRLOutput, SelfSupervisedMethod
+from runner.clel.encoders.byol import BYOL, byol_loss
+from runner.clel.encoders.mae import MAE, masked_patch_loss, patchify, random_masking, sincos_position_embedding
+from runner.clel.encoders.moco import MoCo, info_nce
+from runner.clel.encoders.momentum import cosine_momentum, momentum_update
+from runner.clel.encoders.simclr import SimCLR
 from runner.clel.model import build_crl
 from runner.errors import UserError
 from tests.support import tiny_cfg

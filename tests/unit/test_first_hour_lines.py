@@ -11,10 +11,10 @@ import urllib3
 import yaml
 from kubernetes.config import kube_config
 
-import runner.loop
+import runner.run.loop
 from runner.clel.model import StepMetrics
 from runner.result import COLLAPSE_RULE, RunResult, is_collapsed, result_line
-from runner.signals import Sigterm
+from runner.run.signals import Sigterm
 from tests.support.cli import assert_refused, run_main
 from tests.support.kube import CLUSTER, write_config
 
@@ -65,7 +65,7 @@ def test_the_result_line_of_a_run_that_did_not_collapse_does_not_say_collapsed(f
 
 
 class FakeEngine:
-    """What runner.loop.train asks of an engine: a step counter, train_step's metrics, the lr, the buffer."""
+    """What runner.run.loop.train asks of an engine: a step counter, train_step's metrics, the lr, the buffer."""
 
     def __init__(self, energy_data: float, energy_samples: float):
         self.step = 0
@@ -89,14 +89,14 @@ class Recorder:
 
 
 def bar_of_training(monkeypatch, capsys, energy_data: float, energy_samples: float) -> str:
-    """stderr of runner.loop.train over two steps of a fake engine, with the progress bar on."""
-    monkeypatch.setattr(runner.loop.checkpoints, "to_bytes", lambda engine, wall_s: b"")
+    """stderr of runner.run.loop.train over two steps of a fake engine, with the progress bar on."""
+    monkeypatch.setattr(runner.run.loop.checkpoints, "to_bytes", lambda engine, wall_s: b"")
     cfg = SimpleNamespace(
         run_id="baseline-tiny-s0",
         total_steps=2,
         runtime=SimpleNamespace(progress=True, log_every=1, checkpoint_every=100),
     )
-    runner.loop.train(cfg, Recorder(), FakeEngine(energy_data, energy_samples), Recorder(), 0.0, Sigterm())
+    runner.run.loop.train(cfg, Recorder(), FakeEngine(energy_data, energy_samples), Recorder(), 0.0, Sigterm())
     return capsys.readouterr().err
 
 

@@ -8,14 +8,25 @@ import os
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-import runner.run
+import runner.run.execute
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, parse_overrides
-from runner.errors import EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_USER_ERROR, Diverged, Preempted, UserError
-from runner.exit_codes import EXIT_INTERRUPTED, exit_code_of
+from runner.errors import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_PREEMPTED,
+    EXIT_USER_ERROR,
+    BadKey,
+    Diverged,
+    PointerConflict,
+    Preempted,
+    RunHeld,
+    UserError,
+    exit_code_of,
+)
 from runner.launch import local_status
-from runner.launch.spec import RunSpec, toml_value
 from runner.layout import LOCK_FILE
-from runner.store import BadKey, PointerConflict, RunHeld, RunStore, open_store
+from runner.plan.spec import RunSpec, toml_value
+from runner.store import RunStore, open_store
 from tests.support import ROOT, SMALL, SMALL_SETTINGS
 
 # --- RunSpec.to_argv round-trips -----------------------------------------------------------------------------
@@ -44,7 +55,7 @@ def set_items(argv: list[str]) -> list[str]:
 
 
 class Resolved(Exception):
-    """Raised by a stand-in for runner.run.execute: carries the config `local` resolved."""
+    """Raised by a stand-in for runner.run.execute.execute: carries the config `local` resolved."""
 
 
 @pytest.fixture
@@ -54,7 +65,7 @@ def resolved_by_local(monkeypatch):
     def capture(cfg, store_uri, **options):
         raise Resolved(cfg)
 
-    monkeypatch.setattr(runner.run, "execute", capture)
+    monkeypatch.setattr(runner.run.execute, "execute", capture)
 
     def resolve(argv: list[str]):
         from runner.__main__ import main
@@ -191,9 +202,9 @@ def test_main_maps_through_the_table_and_lets_a_bug_through(monkeypatch, capsys)
     argv = ["local", "--exp", "baseline", "--iterations", "2", "--store", "unused", "--set", SMALL]
     monkeypatch.chdir(ROOT)
     for error, code in [(Diverged("step 2: loss is nan"), 3), (Preempted("SIGTERM"), 75), (KeyboardInterrupt(), 130)]:
-        monkeypatch.setattr(runner.run, "execute", raising(error))
+        monkeypatch.setattr(runner.run.execute, "execute", raising(error))
         assert main(argv) == code
         assert capsys.readouterr().err.strip() == exit_code_of(error)[1]
-    monkeypatch.setattr(runner.run, "execute", raising(ValueError("a bug")))
+    monkeypatch.setattr(runner.run.execute, "execute", raising(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         main(argv)

@@ -11,7 +11,6 @@ from sklearn.metrics import roc_auc_score
 
 from runner.data import load_digits, to_unit_float, uniform_noise
 from runner.errors import UserError
-from runner.inputs import fetch_inception_weights
 from runner.metrics.fid import (
     FeatureExtractor,
     FeaturesUnavailable,
@@ -22,6 +21,7 @@ from runner.metrics.fid import (
 )
 from runner.metrics.inception import weights_path
 from runner.metrics.ood import auroc
+from runner.run.inputs import fetch_inception_weights
 
 # pytorch-fid passes scipy's deprecated `disp` to sqrtm; the digits-cnn features have a singular covariance
 pytestmark = [

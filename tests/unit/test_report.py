@@ -11,11 +11,12 @@ from matplotlib.image import imread
 
 from runner.errors import UserError
 from runner.layout import TENSORBOARD_DIR, point_tag
+from runner.plan.sweep_record import asked_points, asked_runs, record_sweep
 from runner.report.estimates import level
+from runner.report.missing import missing_grid, seed_ranges
 from runner.report.scan import read_result
 from runner.report.stats import welch_interval
 from runner.report.summary import summarize
-from runner.report.sweep import asked_points, asked_runs, missing_grid, record_sweep, seed_ranges
 from runner.store import RunStore, open_store
 from tests.support.results import (
     CONFIG,

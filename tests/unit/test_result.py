@@ -11,7 +11,7 @@ from runner.result import COLLAPSE_FRACTION, RunResult, is_collapsed
 
 
 def fields(**changes) -> dict:
-    """The values runner.run.run_result hands over for a finished SimCLR run."""
+    """The values runner.run.execute.run_result hands over for a finished SimCLR run."""
     values = {
         "experiment": "baseline",
         "profile": "tiny",
@@ -53,7 +53,7 @@ def fields(**changes) -> dict:
 
 
 def written_by_run_py(value: dict) -> bytes:
-    """result.json's bytes as runner.run writes them today (json.dumps with indent 2 and sorted keys)."""
+    """result.json's bytes as runner.run.execute writes them today (json.dumps with indent 2 and sorted keys)."""
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
 

@@ -1,6 +1,6 @@
 """Failure as an endpoint (runner.metrics.sample_quality, runner.report.failures): precision, density and coverage
 against prdc (the metric's reference code), the judge on made-up sample sets (digits, noise, colour noise, black),
-and samples read back from a samples.png as runner.run writes it."""
+and samples read back from a samples.png as runner.run.execute writes it."""
 
 import io
 import json
@@ -63,7 +63,7 @@ def test_the_judge_passes_digits_and_fails_noise_colour_noise_and_black(judge, t
 
 def png_of(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    save_image(torch.from_numpy(samples), buffer, format="png", nrow=8)  # as runner.run saves samples.png
+    save_image(torch.from_numpy(samples), buffer, format="png", nrow=8)  # as runner.run.execute saves samples.png
     return buffer.getvalue()
 
 

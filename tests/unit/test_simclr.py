@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl import CRLOutput
-from runner.clel.crl.simclr import SimCLR, nt_xent
+from runner.clel.encoders import CRLOutput
+from runner.clel.encoders.simclr import SimCLR, nt_xent
 from runner.clel.model import build_crl
 from tests.support import tiny_cfg
 from tests.support.modules import RecordingAugment

@@ -1,11 +1,11 @@
-"""The one planner (runner.launch.plan): experiments x grid points x seeds resolved before anything runs, bad names
+"""The one planner (runner.plan.planner): experiments x grid points x seeds resolved before anything runs, bad names
 refused, and the run identity of a point. Sweeps that run: tests/e2e/test_sweep.py."""
 
 import pytest
 
 from runner.config import ExperimentsFile, parse_overrides
 from runner.errors import UserError
-from runner.launch.plan import parse_grid, plan_runs
+from runner.plan.planner import parse_grid, plan_runs
 from tests.support import ROOT
 
 TEN_SEEDS = "seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"  # experiments.toml's [sweep] seeds

@@ -1,7 +1,7 @@
 """One run, start to finish: the same code under `local`, in a sweep's process and in a Kubernetes Job (`worker`).
 
 check every input (data, OOD files, FID weights) -> a finished run is shown, not run -> claim the run directory
--> build the model and its engine -> resume from the newest verified checkpoint -> train (runner.loop) ->
+-> build the model and its engine -> resume from the newest verified checkpoint -> train (runner.run.loop) ->
 evaluate with the EMA models -> result.json. Nothing is written to the store before every input has been checked.
 """
 
@@ -14,22 +14,21 @@ from typing import Any
 import torch
 from torchvision.utils import save_image
 
-from runner import checkpoints
 from runner.clel.engine import Engine
 from runner.clel.model import training_engine
 from runner.config import RunConfig
 from runner.data import ImageData, load_dataset, ood_sets
 from runner.device import device_label, resolve_device
-from runner.errors import UserError
-from runner.evaluate import Evaluation, evaluate
-from runner.exit_codes import is_store_failure
-from runner.inputs import FidWeights, check_inputs, fid_weights
+from runner.errors import OwnershipLost, PointerConflict, UserError, is_store_failure
 from runner.layout import EVALS_DIR, RESULT_FILE, SAMPLES_FILE
-from runner.loop import train
 from runner.result import RunResult, is_collapsed
-from runner.run_logs import RunLogs
-from runner.signals import Sigterm, handle_sigterm
-from runner.store import CheckpointError, OwnershipLost, PointerConflict, RunStore, open_store
+from runner.run import checkpoints
+from runner.run.evaluate import Evaluation, evaluate
+from runner.run.inputs import FidWeights, check_inputs, fid_weights
+from runner.run.logs import RunLogs
+from runner.run.loop import train
+from runner.run.signals import Sigterm, handle_sigterm
+from runner.store import CheckpointError, RunStore, open_store
 
 
 def log_line(message: str) -> None:

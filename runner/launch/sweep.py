@@ -1,6 +1,6 @@
 """`python -m runner sweep`: experiments x grid points x seeds on this machine, then `summarize`.
 
-The runs come from the one planner (runner.launch.plan); finished runs (result.json with the same config hash) are
+The runs come from the one planner (runner.plan.planner); finished runs (result.json with the same config hash) are
 skipped, unfinished ones resume from their last checkpoint, so the same command continues a sweep that was
 stopped. Runs go one after another in this process (an overall bar above the current run's bar), or with
 --parallel N as N `local` processes at a time (runner.launch.executors). Ctrl-C or SIGTERM: the running runs
@@ -18,17 +18,17 @@ from tqdm import tqdm
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, parse_overrides
 from runner.errors import EXIT_DIVERGED, Diverged, Preempted, UserError
 from runner.launch.executors import InProcess, Outcome, Subprocesses
-from runner.launch.plan import PlannedRun, parse_grid, plan_runs
 from runner.layout import RESULT_FILE
-from runner.progress import progress_bar
-from runner.report.sweep import record_sweep
+from runner.plan.planner import PlannedRun, parse_grid, plan_runs
+from runner.plan.sweep_record import record_sweep
 from runner.result import RunResult
+from runner.run.bars import progress_bar
 from runner.store import RunStore, Store, open_store
 
 
 def check_plan_inputs(runs: list[PlannedRun]) -> None:
     """Every run's inputs checked (cache, data root, OOD files, FID weights) before the store is touched."""
-    from runner.inputs import check_inputs
+    from runner.run.inputs import check_inputs
 
     checked = set()
     for run in runs:

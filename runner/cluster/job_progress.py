@@ -1,4 +1,4 @@
-"""The progress of a sweep's Jobs, read from the run store they write to (runner.run_progress per run).
+"""The progress of a sweep's Jobs, read from the run store they write to (runner.run.status per run).
 
 The store's endpoint, addressing and region come from [cluster] unless the environment sets them; a store that
 cannot be reached is a note, never a failure of `status`.
@@ -14,10 +14,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from runner.cluster.config import ClusterConfig
 from runner.cluster.names import HASH_KEY, RUN_ID_KEY, STORE_KEY, annotation
-from runner.errors import UserError
+from runner.errors import BadKey, UserError
 from runner.layout import CONFIG_FILE
-from runner.run_progress import Progress, run_progress
-from runner.store import BadKey, RunStore, open_store
+from runner.run.status import Progress, run_progress
+from runner.store import RunStore, open_store
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job

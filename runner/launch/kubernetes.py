@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from runner.cluster import submit as submitting
 from runner.cluster.config import ClusterConfig
+from runner.cluster.job_progress import read_progress
 from runner.cluster.names import MANAGED_BY, job_of
-from runner.cluster.progress import read_progress
 from runner.cluster.render import render_job, render_runs
 from runner.cluster.status import job_phase
-from runner.launch.plan import PlannedRun
-from runner.run_progress import Progress
+from runner.plan.planner import PlannedRun
+from runner.run.status import Progress
 
 if TYPE_CHECKING:
     from runner.cluster.api import KubeApi

@@ -15,7 +15,7 @@ from runner.config import ExperimentsFile, RunConfig
 from runner.config.overrides import assignments, toml_value_of
 from runner.config.schema import HASHED_PATHS
 from runner.errors import UserError
-from runner.launch.spec import RunSpec
+from runner.plan.spec import RunSpec
 
 MAX_SEEDS = 1000  # seeds of one plan, and of [sweep] seeds
 MAX_GRID_POINTS = 1000  # points of one grid (the product of its axes)

@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from runner import checkpoints
-from runner.bench import bench_config, run_bench, synthetic_data
 from runner.clel.engine import Engine
 from runner.clel.model import training_engine
 from runner.config import ExperimentsFile, RunConfig
 from runner.data import load_digits
 from runner.device import resolve_device
+from runner.run import checkpoints
+from runner.run.bench import bench_config, run_bench, synthetic_data
 from runner.store import RunStore, open_store
 
 
@@ -115,7 +115,7 @@ def digits_config(iterations: int, device: str, sizes: Sizes) -> RunConfig:
 
 def training_run(device: str, sizes: Sizes, store_uri: str) -> dict[str, Any]:
     """Train and evaluate the short run; its timing, peak memory and metrics."""
-    from runner.run import execute
+    from runner.run.execute import execute
 
     cfg = digits_config(sizes.train_iterations, device, sizes)
     if torch.cuda.is_available() and device == "cuda":

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput, SelfSupervisedMethod
+from runner.clel.encoders.base import BuildContext, CRLOutput, SelfSupervisedMethod
 from runner.clel.networks import ResNet18Backbone, mlp
 from runner.config.methods import SimCLRSettings
 

@@ -63,9 +63,9 @@ def evaluate_stored_run(
     from runner.clel.model import training_engine
     from runner.data import load_dataset, ood_sets
     from runner.device import resolve_device
-    from runner.evaluate import evaluate
-    from runner.inputs import check_inputs, fid_weights
-    from runner.run import restore, run_result
+    from runner.run.evaluate import evaluate
+    from runner.run.execute import restore, run_result
+    from runner.run.inputs import check_inputs, fid_weights
 
     store = open_store(store_uri)
     store.check()

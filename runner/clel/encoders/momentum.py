@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from runner.clel.crl.base import SelfSupervisedMethod
+from runner.clel.encoders.base import SelfSupervisedMethod
 
 
 def cosine_momentum(start: float, end: float, progress: float) -> float:

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput
-from runner.clel.crl.momentum import MomentumMethod
+from runner.clel.encoders.base import BuildContext, CRLOutput
+from runner.clel.encoders.momentum import MomentumMethod
 from runner.clel.networks import ResNet18Backbone, mlp
 from runner.config.methods import BYOLSettings
 

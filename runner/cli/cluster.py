@@ -1,8 +1,8 @@
 """`python -m runner render|submit|status|logs|cancel`: the ablation matrix as Kubernetes Jobs.
 
 Everything reads experiments.toml [cluster] (see docs/KUBERNETES.md); the kube context is the current
-one (KUBECONFIG or ~/.kube/config), or the pod's service account inside a cluster. runner.cli.Commands inherits
-these commands, so runner.argv checks their flags before any of them runs.
+one (KUBECONFIG or ~/.kube/config), or the pod's service account inside a cluster. runner.cli.commands.Commands inherits
+these commands, so runner.cli.argv checks their flags before any of them runs.
 """
 
 import sys
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from runner.cluster import logs, names, progress, status
+from runner.cluster import job_progress, logs, names, status
 from runner.cluster.config import ClusterConfig, load_cluster, plan_cluster_runs
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
 
 if TYPE_CHECKING:
     from runner.cluster.api import KubeApi
-    from runner.launch.plan import PlannedRun
+    from runner.plan.planner import PlannedRun
 
 
 def _kube() -> tuple[ModuleType, ModuleType]:
@@ -117,7 +117,7 @@ class ClusterCommands:
         """
         cluster, runs = _plan(config, exp, image)
         _kube()[0].render_runs(cluster, runs)  # every Job renders (unique names) before a request is sent
-        from runner.cluster.executor import KubernetesJobs
+        from runner.launch.kubernetes import KubernetesJobs
 
         try:
             api = _api(cluster)
@@ -179,7 +179,7 @@ class ClusterCommands:
                 print(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
                 return
             pods = api.list_pods(label_selector)
-            found, notes = progress.read_progress(jobs, cluster)
+            found, notes = job_progress.read_progress(jobs, cluster)
             print(status.status_table(jobs, pods, found))
             for line in status.auroc_lines(found):
                 print(line)

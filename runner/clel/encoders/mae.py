@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from runner.clel.crl.base import BuildContext, CRLOutput, SelfSupervisedMethod
+from runner.clel.encoders.base import BuildContext, CRLOutput, SelfSupervisedMethod
 from runner.clel.networks import Normalize
 from runner.config.methods import MAESettings, decoder_heads
 

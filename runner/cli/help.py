@@ -11,7 +11,7 @@ import types
 import typing
 from typing import Any
 
-from runner.argv import REPEATABLE, command_flags
+from runner.cli.argv import REPEATABLE, command_flags
 
 PROGRAM = "python -m runner"
 # The sentence of a flag that several commands share; a command's own `Flags:` block says more where it differs.

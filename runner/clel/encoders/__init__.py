@@ -4,11 +4,11 @@ Adding a method: its settings in runner/config/methods.py (one class and a line 
 with a SelfSupervisedMethod subclass (Settings, build, embed, loss) and one line in METHODS.
 """
 
-from runner.clel.crl.base import BuildContext, CRLOutput, SelfSupervisedMethod
-from runner.clel.crl.byol import BYOL
-from runner.clel.crl.mae import MAE
-from runner.clel.crl.moco import MoCo
-from runner.clel.crl.simclr import SimCLR
+from runner.clel.encoders.base import BuildContext, CRLOutput, SelfSupervisedMethod
+from runner.clel.encoders.byol import BYOL
+from runner.clel.encoders.mae import MAE
+from runner.clel.encoders.moco import MoCo
+from runner.clel.encoders.simclr import SimCLR
 from runner.config.methods import METHOD_SETTINGS, NO_ENCODER
 
 METHODS: dict[str, type[SelfSupervisedMethod]] = {

@@ -9,7 +9,6 @@ from torch.nn.utils import parametrize
 
 from runner.clel.model import CLEL, untrained_encoder
 from runner.data import ImageData, to_unit_float
-from runner.inputs import FidWeights
 from runner.metrics.encoder_health import chance_loss, encoder_health, pixel_probe
 from runner.metrics.fid import (
     FeaturesUnavailable,
@@ -19,8 +18,9 @@ from runner.metrics.fid import (
     statistics,
 )
 from runner.metrics.ood import auroc
-from runner.progress import progress_bar
 from runner.result import EncoderHealth, is_encoder_collapsed
+from runner.run.bars import progress_bar
+from runner.run.inputs import FidWeights
 
 
 @dataclass

@@ -3,13 +3,13 @@ and at the end, and a checkpoint at the end of the step when SIGTERM or Ctrl-C a
 
 import time
 
-from runner import checkpoints
 from runner.clel.engine import Engine
 from runner.config import RunConfig
 from runner.errors import Preempted
-from runner.progress import progress_bar
-from runner.run_logs import RunLogs
-from runner.signals import Sigterm
+from runner.run import checkpoints
+from runner.run.bars import progress_bar
+from runner.run.logs import RunLogs
+from runner.run.signals import Sigterm
 from runner.store import RunStore
 
 

@@ -1,6 +1,6 @@
 """The commands behind `python -m runner` (fire turns each public method into a subcommand).
 
-Every flag is typed here; runner.argv checks a command line against these signatures before fire runs it.
+Every flag is typed here; runner.cli.argv checks a command line against these signatures before fire runs it.
 Commands import what they need when they run, so a mistyped command fails in a fraction of a second.
 """
 
@@ -11,11 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from runner.argv import REPEATABLE
-from runner.cluster import ClusterCommands
+from runner.cli.argv import REPEATABLE
+from runner.cli.cluster import ClusterCommands
+from runner.cli.report import ReportCommands
 from runner.config import DEFAULT_CONFIG_FILE, MAX_SEED, parse_overrides
 from runner.errors import UserError
-from runner.report.commands import ReportCommands
 from runner.result import result_line
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
@@ -138,7 +138,7 @@ class Commands(ReportCommands, ClusterCommands):
         )
         if self._job:
             check_job_config(cfg)
-        from runner.run import execute  # torch is imported only once the flags are known to be good
+        from runner.run.execute import execute  # torch is imported only once the flags are known to be good
 
         print_result(execute(cfg, store, reeval=reeval))
 
@@ -156,8 +156,8 @@ class Commands(ReportCommands, ClusterCommands):
         if not run:
             raise UserError("evaluate: --run RUN_ID is required (e.g. --run baseline-tiny-s0)")
         from runner.config import ExperimentsFile
-        from runner.run import log_line
-        from runner.stored_run import evaluate_stored_run
+        from runner.run.execute import log_line
+        from runner.run.stored import evaluate_stored_run
 
         runtime = {} if device is None else {"runtime.device": device}
         print_result(evaluate_stored_run(store, run, ExperimentsFile(config), runtime, log_line))
@@ -200,7 +200,7 @@ class Commands(ReportCommands, ClusterCommands):
           grid: axes and their values, KEY=V1,V2,... (repeat it, or several in one quoted string); a point is part
             of the run id, as with --set (default: [sweep] grid)
         """
-        from runner.sweep import sweep
+        from runner.launch.sweep import sweep
 
         sweep(profile, exp, seeds, store, device, parallel, iterations, set or [], config, smoke=smoke, grid=grid)
 
@@ -225,7 +225,7 @@ class Commands(ReportCommands, ClusterCommands):
           warmup: untimed iterations first
           config: deprecated name of --preset (everywhere else --config is the TOML file)
         """
-        from runner.bench import bench
+        from runner.run.bench import bench
 
         deprecated = "bench --config is deprecated and will be removed: use --preset" if config is not None else None
         print(bench(config or preset, iterations, plain, device, bf16, warmup, parse_overrides(set), deprecated))
@@ -239,6 +239,6 @@ class Commands(ReportCommands, ClusterCommands):
         Flags:
           device: cuda; cpu is a tiny dry run of the same script
         """
-        from runner.gpu_check import gpu_check_json
+        from runner.run.gpu_check import gpu_check_json
 
         print(gpu_check_json(device))

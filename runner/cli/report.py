@@ -1,4 +1,4 @@
-"""`python -m runner summarize`: the report subcommand (runner.cli.Commands inherits ReportCommands)."""
+"""`python -m runner summarize`: the report subcommand (runner.cli.commands.Commands inherits ReportCommands)."""
 
 from runner.config import DEFAULT_CONFIG_FILE
 
