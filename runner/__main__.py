@@ -3,6 +3,7 @@
 Bad input of any kind is one line on stderr and exit code 2; see README.md, "Exit codes".
 """
 
+import os
 import sys
 
 import fire
@@ -10,7 +11,7 @@ import fire
 from runner.cli.argv import HELP_FLAGS, check_command_line
 from runner.cli.commands import Commands
 from runner.cli.help import command_help, command_list, command_names
-from runner.errors import UserError, exit_code_of, redact
+from runner.errors import EXIT_BROKEN_PIPE, UserError, exit_code_of, redact
 
 
 def _fail(message: str, code: int) -> int:
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         command = check_command_line(Commands, args)
         fire.Fire(Commands, command=command, name="python -m runner")
+    except BrokenPipeError:  # the reader went away (`logs ... | head`): stop quietly, as a Unix tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except BaseException as err:
         mapped = exit_code_of(err)
         if mapped is None:

@@ -16,6 +16,7 @@ EXIT_DIVERGED = 3  # a loss or energy became non-finite: the last good checkpoin
 EXIT_HELD = 4  # another live process owns the run: nothing was done; run the command again later
 EXIT_PREEMPTED = 75  # SIGTERM or a store failure: the run resumes from its last checkpoint when started again
 EXIT_INTERRUPTED = 130  # Ctrl-C: the run resumes from its last checkpoint
+EXIT_BROKEN_PIPE = 141  # stdout closed by its reader (`... | head`): 128 + SIGPIPE, as a shell reports it
 
 
 class UserError(Exception):

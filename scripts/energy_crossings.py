@@ -7,14 +7,16 @@ Per run: beta (from config.json), the first logged step where kappa = beta ||u||
 log Phi_d(kappa) turns from quadratic to linear in kappa) and where log Phi_d of the data passes 1; then, averaged
 over the last 100 logged steps, kappa, log Phi_d, 1/2 ||f||^2 of the data, the data-versus-samples contrast
 E(x~) - E(x), and the latent alignment cos(u, z). For the separated energy kappa is logged as beta ||u|| too,
-but no term of E(x) uses it. Reads the files as data (runner.layout.metrics_records keeps only well-formed lines).
+but no term of E(x) uses it. Reads the files as data (runner.store.metrics_file.metrics_records keeps only
+well-formed lines).
 """
 
 import json
 import sys
 from pathlib import Path
 
-from runner.layout import metrics_records
+from runner.layout import CONFIG_FILE, METRICS_FILE
+from runner.store.metrics_file import metrics_records
 
 KAPPA_KNEE = 5.0  # log Phi_d(kappa) ~ kappa^2 / (2d) below, ~ kappa - ... above (d = 128 on the tiny profile)
 LOG_PHI_ON = 1.0
@@ -32,8 +34,8 @@ def tail_mean(rows: list[dict], key: str) -> float:
 
 
 def report(store: Path, run_id: str) -> None:
-    rows = metrics_records((store / run_id / "metrics.jsonl").read_text(errors="replace"))
-    beta = json.loads((store / run_id / "config.json").read_text())["config"]["energy"]["beta"]
+    rows = metrics_records((store / run_id / METRICS_FILE).read_text(errors="replace"))
+    beta = json.loads((store / run_id / CONFIG_FILE).read_text())["config"]["energy"]["beta"]
     contrast = tail_mean(rows, "energy_samples") - tail_mean(rows, "energy_data")
     print(
         f"{run_id:<32} beta {beta:<5g} kappa>{KAPPA_KNEE:g} at {first_step(rows, 'kappa_data', KAPPA_KNEE):>5}"

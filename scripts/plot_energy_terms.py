@@ -3,7 +3,7 @@ term log Phi_d(kappa) against 1/2 ||f||^2, and the data and sample energies, per
 
     python scripts/plot_energy_terms.py STORE OUT.png RUN_ID [RUN_ID ...]
 
-Reads the files as data (runner.layout.metrics_records keeps only well-formed lines).
+Reads the files as data (runner.store.metrics_file.metrics_records keeps only well-formed lines).
 """
 
 import sys
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from runner.layout import metrics_records
+from runner.layout import METRICS_FILE
+from runner.store.metrics_file import metrics_records
 
 PANELS = [
     ("u_norm", "||u|| (projector output)", "linear"),
@@ -24,7 +25,7 @@ PANELS = [
 
 
 def series(store: Path, run_id: str) -> list[dict]:
-    text = (store / run_id / "metrics.jsonl").read_text(errors="replace")
+    text = (store / run_id / METRICS_FILE).read_text(errors="replace")
     return metrics_records(text)
 
 

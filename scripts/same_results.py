@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from runner.layout import LATEST, RESULT_FILE
+
 EXPERIMENTS = ("baseline", "byol", "moco", "mae", "no_norm_split", "plain_ebm")
 SEEDS = (0, 1)
 ITERATIONS = 4
@@ -57,7 +59,7 @@ def fingerprint(t: torch.Tensor) -> str:
 
 
 def last_checkpoint(run: Path) -> dict:
-    latest = json.loads((run / "ckpt" / "LATEST").read_text())
+    latest = json.loads((run / LATEST).read_text())
     return torch.load(io.BytesIO((run / latest["key"].split("/", 1)[1]).read_bytes()), weights_only=True)
 
 
@@ -65,7 +67,7 @@ def compare(before: str, after: str) -> int:
     old, new = runs(Path(before)), runs(Path(after))
     problems = [f"runs only in one store: {sorted(set(old) ^ set(new))}"] if set(old) != set(new) else []
     for key in sorted(set(old) & set(new)):
-        a, b = (json.loads((store[key] / "result.json").read_text()) for store in (old, new))
+        a, b = (json.loads((store[key] / RESULT_FILE).read_text()) for store in (old, new))
         problems += [f"{key}: result.json {name} differs" for name in METRICS if a[name] != b[name]]
         ta, tb = tensors(last_checkpoint(old[key])), tensors(last_checkpoint(new[key]))
         fa, fb = ({path: fingerprint(t) for path, t in table.items()} for table in (ta, tb))

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from runner.clel.augment import StrongAugmentation
-from runner.clel.encoders import METHODS, NO_ENCODER, BuildContext, SelfSupervisedMethod
+from runner.clel.encoders import NO_ENCODER, BuildContext, SelfSupervisedMethod, method_class
 from runner.clel.energy import LatentEnergy, ebm_loss
 from runner.clel.engine import Batches, Engine, OptimizerGroup, seed_everything
 from runner.clel.networks import EnergyNet, power_iterate
@@ -69,7 +69,7 @@ def build_crl(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -
     size = cfg.data.image_size
     crl = cfg.crl
     context = BuildContext(size, mean, std, crl.backbone_width, crl.view_crop_min_scale, crl.view_flip)
-    return METHODS[cfg.crl.method].build(cfg.crl.settings, context)
+    return method_class(cfg.crl.method).build(cfg.crl.settings, context)
 
 
 def untrained_encoder(cfg: RunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> SelfSupervisedMethod | None:

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from runner.cluster import job_progress, logs, names, status
+from runner.cluster import status
 from runner.cluster.config import ClusterConfig, load_cluster, plan_cluster_runs
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile
 from runner.errors import UserError
+from runner.launch.executor import Selection, executor_for
 
 if TYPE_CHECKING:
     from runner.cluster.api import KubeApi
@@ -55,12 +56,6 @@ def _plan(
     return cluster, plan_cluster_runs(experiments, cluster, _text_flag("exp", exp))
 
 
-def _cluster(config: str, exp: Any) -> tuple[ClusterConfig, str | None]:
-    """The cluster table and the checked --exp (an experiment of the config, or None), before any request."""
-    name = _checked_exp(config, exp)
-    return load_cluster(ExperimentsFile(config)), name
-
-
 def _checked_exp(config: str, exp: Any) -> str | None:
     """--exp: an experiment of the config, or None; UserError otherwise (nothing read from a store yet)."""
     experiments = ExperimentsFile(config)
@@ -68,6 +63,11 @@ def _checked_exp(config: str, exp: Any) -> str | None:
     if name is not None and name not in experiments.experiments:
         raise UserError(f"--exp {name}: unknown experiment (known: {', '.join(experiments.experiments)})")
     return name
+
+
+def _backend(local: bool) -> str:
+    """The executor of `status`, `cancel` and `logs`: the runs of a store here, or the cluster's Jobs."""
+    return "local" if local else "kubernetes"
 
 
 def _api(cluster: ClusterConfig) -> "KubeApi":
@@ -121,7 +121,7 @@ class ClusterCommands:
 
         try:
             api = _api(cluster)
-            outcomes = KubernetesJobs(api, cluster).submit(runs, bool(dry_run), bool(replace))
+            outcomes = KubernetesJobs(api, cluster, bool(dry_run), bool(replace)).submit(runs)
         except UserError as err:
             if not dry_run:
                 raise
@@ -166,43 +166,16 @@ class ClusterCommands:
           local: the runs of --store on this machine (a sweep, `local` runs), not the cluster's Jobs
           store: with --local, the store to read (default: runs)
         """
-        if local:
-            self._local_status(_checked_exp(config, exp), store, watch, interval)
-            return
-        cluster, name = _cluster(config, exp)
-        api = _api(cluster)
-        label_selector = names.selector(cluster.sweep, name)
+        selection = Selection(_checked_exp(config, exp))
+        executor = executor_for(_backend(local), config, store)
 
         def show() -> None:
-            jobs = api.list_jobs(label_selector)
-            if not jobs:
-                print(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
-                return
-            pods = api.list_pods(label_selector)
-            found, notes = job_progress.read_progress(jobs, cluster)
-            print(status.status_table(jobs, pods, found))
-            for line in status.auroc_lines(found):
+            found = executor.status(selection)
+            print(found.text)
+            for line in status.auroc_lines(found.progress):
                 print(line)
-            for note in notes:
+            for note in found.notes:
                 print(note, file=sys.stderr)
-
-        if watch:
-            status.watch(show, interval)
-        else:
-            show()
-
-    def _local_status(self, name: str | None, store: str, watch: bool, interval: float) -> None:
-        from runner.launch import local_status
-
-        def show() -> None:
-            run_ids = local_status.store_runs(store, name)
-            if not run_ids:
-                print(f"no runs in {store}")
-                return
-            found = local_status.states(store, run_ids)
-            print(local_status.local_table(found))
-            for line in status.auroc_lines({s.run_id: s.progress for s in found}):
-                print(line)
 
         if watch:
             status.watch(show, interval)
@@ -214,29 +187,25 @@ class ClusterCommands:
         exp: str = "",
         seed: int | None = None,
         follow: bool = False,
+        local: bool = False,
+        store: str = "runs",
         config: str = DEFAULT_CONFIG_FILE,
     ) -> None:
-        """The worker log of an experiment's Jobs (the newest pod of each), or one seed's log as it grows.
+        """The worker log of an experiment's Jobs (the newest pod of each), or one seed's log as it grows. With
+        --local: the runs' metrics.jsonl in --store.
 
         Flags:
-          exp: the experiment whose Jobs' logs to print
-          seed: only this seed's Job
-          follow: stream the log of one Job (with --seed when the experiment has several) until it ends
+          exp: the experiment whose Jobs' (or runs') logs to print
+          seed: only this seed's Job (or run)
+          follow: stream the log of one Job (with --seed when the experiment has several) until it ends; with
+            --local, one run's metrics.jsonl until its result is written or no process holds it
+          local: the runs of --store on this machine, not the cluster's Jobs
+          store: with --local, the store to read (default: runs)
         """
         if not _text_flag("exp", exp):
             raise UserError("--exp NAME is required (see `python -m runner status`)")
-        cluster, name = _cluster(config, exp)
-        label_selector = names.selector(cluster.sweep, name, _seed_flag(seed))
-        api = _api(cluster)
-        jobs = sorted(api.list_jobs(label_selector), key=status.sort_key)
-        if not jobs:
-            raise UserError(f"no Jobs match {label_selector} in namespace {cluster.namespace}")
-        if follow:
-            if len(jobs) > 1:
-                raise UserError(f"--follow follows one Job: add --seed ({len(jobs)} Jobs match {label_selector})")
-            logs.follow_job(api, jobs[0], label_selector)
-            return
-        logs.print_logs(api, jobs, label_selector)
+        selection = Selection(_checked_exp(config, exp), _seed_flag(seed))
+        executor_for(_backend(local), config, store).logs(selection, bool(follow))
 
     def cancel(
         self, exp: str | None = None, local: bool = False, store: str = "runs", config: str = DEFAULT_CONFIG_FILE
@@ -249,20 +218,8 @@ class ClusterCommands:
           local: the runs of --store on this machine, not the cluster's Jobs
           store: with --local, the store whose running runs to stop (default: runs)
         """
-        if local:
-            from runner.launch import local_status
-
-            name = _checked_exp(config, exp)
-            stopped = local_status.stop(store, local_status.store_runs(store, name))
-            for run_id in stopped:
-                print(f"stopped {run_id} (SIGTERM: it checkpoints at the end of its step)")
-            print(f"{len(stopped)} run(s) stopped in {store}")
-            return
-        cluster, name = _cluster(config, exp)
-        api = _api(cluster)
-        label_selector = names.selector(cluster.sweep, name)
-        jobs = api.list_jobs(label_selector)
-        deleted = [job.metadata.name for job in sorted(jobs, key=status.sort_key) if api.delete_job(job.metadata.name)]
-        for name in deleted:
-            print(f"deleted {name}")
-        print(f"{len(deleted)} Job(s) deleted ({label_selector}, namespace {cluster.namespace})")
+        selection = Selection(_checked_exp(config, exp))
+        cancelled = executor_for(_backend(local), config, store).cancel(selection)
+        for line in cancelled.lines:
+            print(line)
+        print(cancelled.summary)

@@ -6,7 +6,7 @@ starts without torch.
 """
 
 from runner.config.experiments_file import DEFAULT_CONFIG_FILE, ExperimentsFile, SweepConfig
-from runner.config.methods import METHOD_SETTINGS, NO_ENCODER, MethodSettings
+from runner.config.methods import METHODS, NO_ENCODER, MethodSettings
 from runner.config.overrides import parse_overrides
 from runner.config.schema import SETTABLE_PATHS, CRLConfig, RunConfig
 from runner.config.sections import (
@@ -25,7 +25,7 @@ from runner.config.sections import (
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "MAX_SEED",
-    "METHOD_SETTINGS",
+    "METHODS",
     "NAME_PATTERN",
     "NO_ENCODER",
     "SETTABLE_PATHS",

@@ -2,6 +2,7 @@
 resolves and validates without importing the networks. Each method in runner/clel/encoders/ names its Settings here.
 """
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -137,10 +138,20 @@ def decoder_heads(heads: int) -> int:
     return max(1, heads // 2)
 
 
-# crl.method -> its settings; runner/clel/encoders/__init__.py maps the same names to the methods.
-METHOD_SETTINGS: dict[str, type[MethodSettings]] = {
-    "simclr": SimCLRSettings,
-    "moco": MoCoSettings,
-    "byol": BYOLSettings,
-    "mae": MAESettings,
+@dataclass(frozen=True)
+class Method:
+    """A self-supervised method: its config table and its class, named as "module:Class" in runner/clel/encoders/
+    and imported only when a model is built (this layer stays torch-free)."""
+
+    settings: type[MethodSettings]
+    implementation: str
+
+
+# crl.method -> the method: the one registry. Adding a method: its settings class above, its file in
+# runner/clel/encoders/ (a SelfSupervisedMethod subclass), and one line here.
+METHODS: dict[str, Method] = {
+    "simclr": Method(SimCLRSettings, "runner.clel.encoders.simclr:SimCLR"),
+    "moco": Method(MoCoSettings, "runner.clel.encoders.moco:MoCo"),
+    "byol": Method(BYOLSettings, "runner.clel.encoders.byol:BYOL"),
+    "mae": Method(MAESettings, "runner.clel.encoders.mae:MAE"),
 }

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from runner import layout
-from runner.config.methods import METHOD_SETTINGS, NO_ENCODER, MethodSettings
+from runner.config.methods import METHODS, NO_ENCODER, MethodSettings
 from runner.config.sections import (
     MAX_SEED,
     NAME_PATTERN,
@@ -24,7 +24,7 @@ from runner.config.sections import (
     TrainConfig,
 )
 
-MethodName = Literal[tuple([*METHOD_SETTINGS, NO_ENCODER])]  # type: ignore[valid-type]
+MethodName = Literal[tuple([*METHODS, NO_ENCODER])]  # type: ignore[valid-type]
 
 
 class CRLBase(Section):
@@ -60,7 +60,7 @@ class CRLBase(Section):
     @property
     def generated_negatives(self) -> bool | str:
         """Whether generated samples serve as extra negatives; 'n/a' for methods without negatives."""
-        if self.method == NO_ENCODER or not METHOD_SETTINGS[self.method].has_negatives:
+        if self.method == NO_ENCODER or not METHODS[self.method].settings.has_negatives:
             return "n/a"
         return self.use_generated_negatives
 
@@ -78,7 +78,7 @@ CRLConfig = create_model(
     "CRLConfig",
     __base__=CRLBase,
     __doc__=CRLBase.__doc__,
-    **{name: _method_field(settings) for name, settings in METHOD_SETTINGS.items()},
+    **{name: _method_field(method.settings) for name, method in METHODS.items()},
 )
 
 
@@ -142,9 +142,7 @@ class RunConfig(Section):
         one method never changes another arm's run."""
         values = self.model_dump(mode="json", exclude={"runtime", "smoke", "point"})
         used = "simclr" if self.crl.method == NO_ENCODER else self.crl.method
-        values["crl"] = {
-            key: value for key, value in values["crl"].items() if key not in METHOD_SETTINGS or key == used
-        }
+        values["crl"] = {key: value for key, value in values["crl"].items() if key not in METHODS or key == used}
         return values
 
     @property

@@ -3,7 +3,7 @@
 The runs come from the one planner (runner.plan.planner); finished runs (result.json with the same config hash) are
 skipped, unfinished ones resume from their last checkpoint, so the same command continues a sweep that was
 stopped. Runs go one after another in this process (an overall bar above the current run's bar), or with
---parallel N as N `local` processes at a time (runner.launch.executors). Ctrl-C or SIGTERM: the running runs
+--parallel N as N `local` processes at a time (runner.launch.processes). Ctrl-C or SIGTERM: the running runs
 checkpoint at the end of their step and the sweep exits with code 75.
 """
 
@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from runner.config import DEFAULT_CONFIG_FILE, ExperimentsFile, parse_overrides
 from runner.errors import EXIT_DIVERGED, Diverged, Preempted, UserError
-from runner.launch.executors import InProcess, Outcome, Subprocesses
+from runner.launch.processes import InProcess, Outcome, Subprocesses
 from runner.layout import RESULT_FILE
 from runner.plan.planner import PlannedRun, parse_grid, plan_runs
 from runner.plan.sweep_record import record_sweep

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from runner.report.numbers import fixed
 from runner.report.stats import Group
 from runner.result import ENCODER_COLLAPSE_RULE, RunResult
 
@@ -77,10 +78,6 @@ def encoder_run_cells(r: RunResult) -> dict[str, Any]:
     return cells | {"encoder_collapsed": r.encoder.collapsed}
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def encoder_section(groups: list[Group]) -> list[str]:
     """report.md's "Did the encoders learn?": per arm with an encoder, the probe on z against the untrained encoder
     and the pixels, the spread of z, the loss against chance, and the collapsed encoders, before any verdict."""
@@ -106,16 +103,16 @@ def encoder_section(groups: list[Group]) -> list[str]:
         pixels = _encoder_values(g, "pixel_probe")
         collapsed = encoder_collapsed_seeds(g)
         collapsed_total += len(collapsed)
-        probe = f"{_number(cells['probe_z_median'])} ({_number(cells['probe_z_min'])}-{_number(cells['probe_z_max'])})"
-        cosine = f"{_number(cells['mean_cos_z_median'])} ({_number(cells['mean_cos_z_max'])})"
+        probe = f"{fixed(cells['probe_z_median'])} ({fixed(cells['probe_z_min'])}-{fixed(cells['probe_z_max'])})"
+        cosine = f"{fixed(cells['mean_cos_z_median'])} ({fixed(cells['mean_cos_z_max'])})"
         chance = cells["chance_loss"]
-        loss = _number(cells["final_loss_median"], 3) + ("" if chance is None else f" / {chance:.3f}")
+        loss = fixed(cells["final_loss_median"], 3) + ("" if chance is None else f" / {fixed(chance)}")
         flagged = f"{len(collapsed)} of {len(g.runs)}" + (
             f" ({' '.join(f's{seed}' for seed in collapsed)})" if collapsed else ""
         )
         lines.append(
-            f"| {g.profile} | `{g.experiment}` | {probe} | {_number(cells['untrained_probe_z_median'])} | "
-            f"{_number(float(np.median(pixels)) if pixels else None)} | {cosine} | {loss} | {flagged} |"
+            f"| {g.profile} | `{g.experiment}` | {probe} | {fixed(cells['untrained_probe_z_median'])} | "
+            f"{fixed(float(np.median(pixels)) if pixels else None)} | {cosine} | {loss} | {flagged} |"
         )
     if collapsed_total:
         lines += [

@@ -27,6 +27,7 @@ from statsmodels.stats.multitest import multipletests
 from runner.config import ExperimentsFile
 from runner.config.overrides import flatten
 from runner.report.files import write_output
+from runner.report.numbers import number, signed
 from runner.report.stats import BASELINE, MetricKey
 from runner.report.verdicts import ALPHA, is_saturated
 from runner.result import COLLAPSE_FRACTION, COLLAPSE_RULE, RunResult
@@ -198,10 +199,10 @@ def format_trends(found: list[Trend]) -> str:
     lines = ["interaction with the grid axis (arm - baseline at each value; change per unit of x, 95% CI, Holm p):"]
     for t in found:
         x = f"log10 {t.axis}" if t.scale == "log10" else t.axis
-        diffs = ", ".join(f"{v:g}: {d:+.4g}" for v, d in zip(t.values, t.differences, strict=True))
+        diffs = ", ".join(f"{v:g}: {signed(d)}" for v, d in zip(t.values, t.differences, strict=True))
         lines.append(
-            f"  {t.profile:<8} {t.experiment:<15} {t.key.column:<34} [{diffs}]  per {x}: {t.slope:+.4g} "
-            f"[{t.ci95[0]:+.4g}, {t.ci95[1]:+.4g}], p_holm {t.p_holm:.3g}"
+            f"  {t.profile:<8} {t.experiment:<15} {t.key.column:<34} [{diffs}]  per {x}: {signed(t.slope)} "
+            f"[{signed(t.ci95[0])}, {signed(t.ci95[1])}], p_holm {number(t.p_holm)}"
         )
     return "\n".join(lines)
 

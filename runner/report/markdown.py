@@ -19,7 +19,7 @@ from runner.report.encoders import encoder_section
 from runner.report.estimates import level
 from runner.report.grid import Trend
 from runner.report.missing import missing_grid
-from runner.report.numbers import fixed, interval, number, p_value
+from runner.report.numbers import fixed, interval, number, p_value, signed
 from runner.report.scan import StoreScan
 from runner.report.stats import BASELINE, FID, WEAK_SEED_FACTOR, WEAK_SEED_MIN_RUNS, Group
 from runner.report.terminal import mde_text, shift_text
@@ -121,10 +121,10 @@ def _grid(found: list[Trend]) -> list[str]:
     for t in found:
         x = f"per decade of {t.axis}" if t.scale == "log10" else f"per unit of {t.axis}"
         values = ", ".join(f"{v:g}" for v in t.values)
-        diffs = ", ".join(f"{d:+.4g}" for d in t.differences)
+        diffs = ", ".join(signed(d) for d in t.differences)
         lines.append(
-            f"| {t.profile} | `{t.experiment}` | {t.key.column} | {values} | {diffs} | {t.slope:+.4g} "
-            f"[{t.ci95[0]:+.4g}, {t.ci95[1]:+.4g}] {x} | {_p(t.p)} ({_p(t.p_holm)}) |"
+            f"| {t.profile} | `{t.experiment}` | {t.key.column} | {values} | {diffs} | {signed(t.slope)} "
+            f"[{signed(t.ci95[0])}, {signed(t.ci95[1])}] {x} | {_p(t.p)} ({_p(t.p_holm)}) |"
         )
     return [*lines, ""]
 

@@ -6,6 +6,11 @@ def number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
+def signed(value: float, digits: int = 4) -> str:
+    """`digits` significant digits with the sign always written (a difference, a slope)."""
+    return f"{value:+.{digits}g}"
+
+
 def fixed(value: float | None, decimals: int = 3) -> str:
     """`decimals` decimals (AUROC, probes, probabilities), '-' for none."""
     return "-" if value is None else f"{value:.{decimals}f}"

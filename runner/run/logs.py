@@ -19,8 +19,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
-from runner.layout import METRICS_FILE, is_log_file, metrics_lines
+from runner.layout import METRICS_FILE, is_log_file
 from runner.store import RunStore
+from runner.store.metrics_file import metrics_lines
 
 PROGRESS_EVERY_S = 60.0
 

@@ -11,9 +11,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from runner.layout import CONFIG_FILE, METRICS_FILE, RESULT_FILE, metrics_records
+from runner.layout import CONFIG_FILE, METRICS_FILE, RESULT_FILE
 from runner.result import RunResult
 from runner.store import RunStore
+from runner.store.metrics_file import metrics_records
 
 TAIL_BYTES = 16 * 1024  # the last ~100 lines of metrics.jsonl
 RATE_RECORDS = 10  # it/s is the median over the last this many logged intervals

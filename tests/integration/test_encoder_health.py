@@ -60,7 +60,9 @@ def test_an_untrained_encoders_latents_are_spread_where_its_features_are_centred
 
 def effective_lrs(cfg, steps: list[int]) -> list[float]:
     group = cfg.crl.optimizer
-    optimizer, schedule = build_optimizer([torch.nn.Parameter(torch.zeros(1))], group, cfg.train.batch_size, 900)
+    optimizer, schedule = build_optimizer(
+        [torch.nn.Parameter(torch.zeros(1))], group, cfg.train.batch_size, cfg.total_steps
+    )
     rates = []
     for step in range(max(steps) + 1):
         if step in steps:
@@ -76,10 +78,12 @@ def test_maes_learning_rate_as_configured():
     # MAE's rule: base lr 1.5e-4 x batch / 256; at CLEL's batch of 64 that is 3.75e-5, cosine to 0, no warm-up
     assert effective_lrs(paper, [0])[0] == pytest.approx(1.5e-4 * 64 / 256) == pytest.approx(3.75e-5)
     tiny = files.resolve("mae", "tiny", 0)
-    # the tiny profile: 1.5e-3 unscaled, a linear warm-up over 50 steps, then the cosine over the run's 900 steps
-    rates = effective_lrs(tiny, [0, 49, 450])
+    # the tiny profile: 1.5e-3 unscaled, a linear warm-up over 50 steps, then the cosine over all the run's steps
+    # (the encoder-only ones and train.iterations)
+    steps = tiny.total_steps
+    rates = effective_lrs(tiny, [0, 49, steps // 2])
     assert rates[0] == pytest.approx(1.5e-3 / 50)
-    assert rates[1] == pytest.approx(1.5e-3 * 0.5 * (1 + np.cos(np.pi * 49 / 900)))
+    assert rates[1] == pytest.approx(1.5e-3 * 0.5 * (1 + np.cos(np.pi * 49 / steps)))
     assert rates[2] == pytest.approx(1.5e-3 * 0.5)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.launch import local_status
+from runner.launch import local
 from runner.layout import LOCK_FILE
 from runner.store import RunStore, open_store
 from tests.support import tiny_cfg
@@ -28,7 +28,7 @@ time.sleep(600)
 
 def hold_lock(lock: Path, looks_like_runner: bool) -> subprocess.Popen:
     """A child that holds the run's lock with its pid in it, as a running `local` does; with `-m runner` among its
-    arguments when it should pass for one (local_status._is_runner reads /proc/<pid>/cmdline)."""
+    arguments when it should pass for one (local._is_runner reads /proc/<pid>/cmdline)."""
     extra = ["-m", "runner"] if looks_like_runner else []
     child = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(lock), *extra], stdout=subprocess.PIPE, text=True, cwd=lock.parent
@@ -49,7 +49,7 @@ def started_run(store: Path, seed: int) -> str:
 def rows(out: str) -> dict[str, list[str]]:
     """The table of `status --local`: the cells of each run's row, by run id."""
     lines = out.splitlines()
-    assert lines[0].split() == local_status.LOCAL_HEADER
+    assert lines[0].split() == local.LOCAL_HEADER
     cells = [line.split() for line in lines[1:]]
     return {row[0]: row for row in cells if row and not row[0].endswith(":")}  # not the AUROC lines below
 
@@ -81,7 +81,7 @@ def test_status_local_shows_a_finished_and_a_running_run_with_its_pid(workdir, c
     assert table[running][1] == "running" and table[running][-1] == str(child.pid)
     assert table[TINY_RUN_ID][1] == "finished" and table[TINY_RUN_ID][-1] == "-"
     assert f"{TINY_RUN_ID}: auroc vs inverted" in out and f"{running}: auroc" not in out
-    states = {s.run_id: s for s in local_status.states("runs", [TINY_RUN_ID, running])}
+    states = {s.run_id: s for s in local.LocalRuns("runs").states([TINY_RUN_ID, running])}
     assert (states[running].running, states[running].pid, states[running].progress.checkpoint_step) == (
         True,
         child.pid,
@@ -97,7 +97,7 @@ def test_a_lock_held_by_another_program_is_running_without_a_pid_and_is_not_stop
     running = started_run(store, seed=1)
     child = hold_lock(store / running / LOCK_FILE, looks_like_runner=False)
     children.append(child)
-    assert local_status.lock_holder(store / running / LOCK_FILE) == (True, child.pid)
+    assert local.lock_holder(store / running / LOCK_FILE) == (True, child.pid)
     code, out, err = run_main(["status", "--local", "--store", "runs"], capsys)
     assert code == 0, err
     assert rows(out)[running][1] == "running" and rows(out)[running][-1] == "-"  # pid not shown: not a runner

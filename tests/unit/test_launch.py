@@ -1,6 +1,6 @@
 """Launching runs (runner.launch): a RunSpec's argv resolves exactly its run in another process; a run's lock names
 its process while it holds it; one table of exit codes. `status --local` and `cancel --local` on a store with
-running runs: tests/integration/test_local_status.py."""
+running runs: tests/integration/test_local.py."""
 
 import fcntl
 import os
@@ -23,7 +23,7 @@ from runner.errors import (
     UserError,
     exit_code_of,
 )
-from runner.launch import local_status
+from runner.launch import local
 from runner.layout import LOCK_FILE
 from runner.plan.spec import RunSpec, toml_value
 from runner.store import RunStore, open_store
@@ -133,27 +133,27 @@ def test_a_spec_of_another_config_file_passes_it_and_more_overrides_apply_last(r
 
 def test_the_lock_of_a_run_names_its_process_only_while_it_holds_it(tmp_path):
     lock = tmp_path / LOCK_FILE
-    assert local_status.lock_holder(lock) == (False, None)  # no file
+    assert local.lock_holder(lock) == (False, None)  # no file
     lock.write_text(f"{os.getpid()}\n")
-    assert local_status.lock_holder(lock) == (False, None)  # a pid left behind, nobody holds it
+    assert local.lock_holder(lock) == (False, None)  # a pid left behind, nobody holds it
     with open(lock, "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        assert local_status.lock_holder(lock) == (True, os.getpid())
+        assert local.lock_holder(lock) == (True, os.getpid())
         held.truncate(0)
         held.write("not a pid")
         held.flush()
-        assert local_status.lock_holder(lock) == (True, None)
-    assert local_status.lock_holder(lock) == (False, None)
+        assert local.lock_holder(lock) == (True, None)
+    assert local.lock_holder(lock) == (False, None)
 
 
 def test_a_run_writes_its_pid_into_its_lock_while_it_holds_it(tmp_path):
     run = RunStore(open_store(str(tmp_path)), "baseline-tiny-s0")
     with run.owned():
-        assert local_status.lock_holder(tmp_path / "baseline-tiny-s0" / LOCK_FILE) == (True, os.getpid())
+        assert local.lock_holder(tmp_path / "baseline-tiny-s0" / LOCK_FILE) == (True, os.getpid())
         with pytest.raises(RunHeld, match=f"held by process {os.getpid()} on this machine"):
             with RunStore(open_store(str(tmp_path)), "baseline-tiny-s0").owned():
                 pass
-    assert local_status.lock_holder(tmp_path / "baseline-tiny-s0" / LOCK_FILE) == (False, None)
+    assert local.lock_holder(tmp_path / "baseline-tiny-s0" / LOCK_FILE) == (False, None)
 
 
 # --- exit codes ----------------------------------------------------------------------------------------------

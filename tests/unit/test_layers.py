@@ -110,3 +110,9 @@ def test_no_circle_among_the_modules():
         if module not in state:
             visit(module, [module])
     assert circles == []
+
+
+def test_the_root_holds_at_most_ten_modules():
+    """`ls runner` shows the layers: the folders, and at the root only what every layer uses."""
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= 10, root

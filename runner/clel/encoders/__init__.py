@@ -1,23 +1,20 @@
-"""The self-supervised methods the encoder can be trained with: one file each, registered here by name.
+"""The self-supervised methods the encoder can be trained with, one file each: SimCLR, MoCo v2, BYOL, MAE.
 
-Adding a method: its settings in runner/config/methods.py (one class and a line in METHOD_SETTINGS), a file here
-with a SelfSupervisedMethod subclass (Settings, build, embed, loss) and one line in METHODS.
+The registry is runner.config.methods.METHODS (crl.method -> its settings and its class here, by name); adding a
+method is its settings class and registry line there and a SelfSupervisedMethod subclass (Settings, build, embed,
+loss) in a file here.
 """
 
+from importlib import import_module
+
 from runner.clel.encoders.base import BuildContext, CRLOutput, SelfSupervisedMethod
-from runner.clel.encoders.byol import BYOL
-from runner.clel.encoders.mae import MAE
-from runner.clel.encoders.moco import MoCo
-from runner.clel.encoders.simclr import SimCLR
-from runner.config.methods import METHOD_SETTINGS, NO_ENCODER
+from runner.config.methods import METHODS, NO_ENCODER
 
-METHODS: dict[str, type[SelfSupervisedMethod]] = {
-    "simclr": SimCLR,
-    "moco": MoCo,
-    "byol": BYOL,
-    "mae": MAE,
-}
-if any(METHODS[name].Settings is not settings for name, settings in METHOD_SETTINGS.items()):
-    raise RuntimeError("runner.config.methods.METHOD_SETTINGS and METHODS must name the same methods")
 
-__all__ = ["METHODS", "NO_ENCODER", "BuildContext", "CRLOutput", "SelfSupervisedMethod"]
+def method_class(name: str) -> type[SelfSupervisedMethod]:
+    """The class of crl.method `name`, imported from where the registry names it."""
+    module, _, cls = METHODS[name].implementation.partition(":")
+    return getattr(import_module(module), cls)
+
+
+__all__ = ["NO_ENCODER", "BuildContext", "CRLOutput", "SelfSupervisedMethod", "method_class"]

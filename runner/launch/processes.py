@@ -1,13 +1,10 @@
-"""Where planned runs execute, behind one small interface: `submit(runs)`, `status(runs)`, `cancel(runs)`.
+"""The executors that run planned runs on this machine (runner.launch.executor): `submit` here.
 
 - InProcess: one run after another in this process (a run's bars below the overall one).
 - Subprocesses: N `python -m runner local` processes at a time (RunSpec.to_argv), one GPU each or the CPU cores
   shared out.
-- KubernetesJobs (runner.launch.kubernetes): one Job per run, its worker arguments the run's RunSpec.
 
-A local run's state is read from its store (runner.launch.local_status): progress from its checkpoints and
-metrics, and whether a process runs it from the lock that process holds on its directory (with its pid in it),
-which is also how `cancel --local` finds the process to stop.
+Both are LocalRuns (runner.launch.local) for status, cancel and logs: a run's state is read from its store.
 """
 
 import os
@@ -19,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tqdm import tqdm
 
 from runner.errors import EXIT_HELD, EXIT_INTERRUPTED, EXIT_PREEMPTED, exit_code_of
-from runner.launch import local_status
+from runner.launch.local import LocalRuns
 from runner.plan.planner import PlannedRun
 from runner.result import result_line
 
@@ -39,39 +36,20 @@ class Outcome:
     preempted: bool = False
 
 
-class Executor(Protocol):
-    """Runs the planner's runs somewhere. What submit and status return is the executor's own record: an
-    Outcome and RunStates here, runner.launch.kubernetes's Job outcomes and JobStates for Kubernetes."""
-
-    def submit(self, runs: list[PlannedRun]) -> Any: ...
-
-    def status(self, runs: list[PlannedRun]) -> list[Any]: ...
-
-    def cancel(self, runs: list[PlannedRun]) -> list[str]: ...
-
-
 Report = Callable[[str, str], None]  # (run id, its result line or why it failed), after each run
 
 
-class LocalRuns:
-    """Status and cancel of runs on this machine: read from the store and the processes' locks."""
-
-    def __init__(self, store_uri: str):
-        self.store_uri = store_uri
-
-    def status(self, runs: list[PlannedRun]) -> list[local_status.RunState]:
-        return local_status.states(self.store_uri, [run.run_id for run in runs])
-
-    def cancel(self, runs: list[PlannedRun]) -> list[str]:
-        return local_status.stop(self.store_uri, [run.run_id for run in runs])
+def report_to_stderr(run_id: str, line: str) -> None:
+    print(f"{run_id}: {line}", file=sys.stderr)
 
 
 class InProcess(LocalRuns):
-    """One run after another in this process."""
+    """One run after another in this process (the registry's `local` backend: submit here, and LocalRuns' status,
+    cancel and logs). A sweep passes its report and its overall bar; without them each run's line goes to stderr."""
 
-    def __init__(self, store_uri: str, report: Report, bar: tqdm):
+    def __init__(self, store_uri: str, report: Report = report_to_stderr, bar: tqdm | None = None):
         super().__init__(store_uri)
-        self.report, self.bar = report, bar
+        self.report, self.bar = report, bar if bar is not None else tqdm(disable=True)
 
     def submit(self, runs: list[PlannedRun]) -> Outcome:
         from runner.run.bars import nested
