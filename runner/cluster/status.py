@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from runner.cluster.names import EXPERIMENT_KEY, KUEUE_QUEUE_LABEL, SEED_KEY, job_of
-from runner.run.status import Progress, duration, format_table, progress_cells
+from runner.run.status import Progress, progress_cells
+from runner.text import duration, text_table
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Job, V1JobCondition, V1Pod
@@ -112,7 +113,7 @@ def status_table(jobs: list["V1Job"], pods: list["V1Pod"], progress: dict[str, P
                 job.metadata.name,
             ]
         )
-    return format_table(HEADER, rows)
+    return text_table(HEADER, rows)
 
 
 def pause(seconds: float) -> None:

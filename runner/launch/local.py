@@ -20,9 +20,10 @@ from runner.launch.executor import Cancelled, Selection, StatusTable
 from runner.layout import LOCK_FILE, METRICS_FILE, parse_run_id
 from runner.plan.sweep_record import asked_runs
 from runner.report.scan import open_checked, scan_store
-from runner.run.status import Progress, format_table, progress_cells, run_progress
+from runner.run.status import Progress, progress_cells, run_progress
 from runner.store import RunStore, lease_holder, open_store
 from runner.store.metrics_file import metrics_lines
+from runner.text import text_table
 
 FOLLOW_POLL_S = 2.0
 LOCAL_HEADER = ["RUN", "PHASE", "STEP", "CKPT", "IT/S", "ETA", "LOSS", "RESULT", "HOLDER"]
@@ -80,7 +81,7 @@ def _is_runner(pid: int) -> bool:
 def local_table(found: list[RunState]) -> str:
     """The table `status --local` prints: one row per run, with who holds it (a pid here, a lease on S3)."""
     rows = [[s.run_id, s.phase, *progress_cells(s.progress), s.held_by] for s in sorted(found, key=lambda s: s.run_id)]
-    return format_table(LOCAL_HEADER, rows)
+    return text_table(LOCAL_HEADER, rows)
 
 
 class LocalRuns:

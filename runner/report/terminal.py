@@ -11,11 +11,7 @@ from runner.report.numbers import fixed, interval, number, p_value
 from runner.report.stats import FID, SCORES, Group, MetricKey
 from runner.report.verdicts import SATURATED, Comparison
 from runner.result import ENCODER_COLLAPSE_RULE
-
-
-def _aligned(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+from runner.text import aligned
 
 
 def _fid_cell(group: Group) -> str:
@@ -61,7 +57,7 @@ def format_table(groups: list[Group], metrics: list[MetricKey]) -> str:
         f"linear-probe accuracy on z, median (range), collapsed encoders ({ENCODER_COLLAPSE_RULE}); <set> m/j: "
         "median AUROC marginal/joint"
     )
-    return "\n".join([*_aligned(rows), legend])
+    return "\n".join([*aligned(rows), legend])
 
 
 def shift_text(c: Comparison) -> str:
@@ -106,4 +102,4 @@ def format_verdicts(comparisons: list[Comparison]) -> str:
     ]
     if saturated:
         legend.append(f"saturated (every run at one value, not tested): {', '.join(saturated)}")
-    return "\n".join([*_aligned(rows), *legend])
+    return "\n".join([*aligned(rows), *legend])

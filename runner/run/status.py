@@ -15,6 +15,7 @@ from runner.layout import CONFIG_FILE, METRICS_FILE, RESULT_FILE
 from runner.result import RunResult
 from runner.store import RunStore
 from runner.store.metrics_file import metrics_records
+from runner.text import duration
 
 TAIL_BYTES = 16 * 1024  # the last ~100 lines of metrics.jsonl
 RATE_RECORDS = 10  # it/s is the median over the last this many logged intervals
@@ -106,25 +107,6 @@ def run_progress(run: RunStore) -> tuple[Progress, list[str]]:
         result=result,
     )
     return progress, notes
-
-
-def duration(seconds_float: float) -> str:
-    """Compact duration: 45s, 12m, 3h5m, 2d4h (negative counts as 0)."""
-    seconds = max(int(seconds_float), 0)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    table = [header, *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def progress_cells(progress: Progress | None) -> list[str]:

@@ -10,8 +10,9 @@ from runner.__main__ import main
 from runner.cli.commands import Commands
 from runner.cluster import api
 from runner.cluster.render import to_dict
-from runner.cluster.status import age, format_table
+from runner.cluster.status import age
 from runner.errors import UserError
+from runner.text import text_table
 from tests.support.kube import CLUSTER, SELECTOR, rendered, seed_world, write_config
 
 THREE_SEEDS = CLUSTER | {"seeds": [0, 1, 2]}  # the counts below are for three seeds ([sweep] has ten)
@@ -199,7 +200,7 @@ def test_age_and_table_formatting():
         "3h5m",
         "2d4h",
     ]
-    assert format_table(["A", "BB"], [["xyz", "1"]]) == "A    BB\nxyz  1"
+    assert text_table(["A", "BB"], [["xyz", "1"]]) == "A    BB\nxyz  1"
 
 
 # --- typos: nothing is sent --------------------------------------------------------------------------------

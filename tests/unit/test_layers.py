@@ -14,7 +14,7 @@ PACKAGE = ROOT / "runner"
 
 # lowest first; a module belongs to the first entry that is its name or a package above it
 LAYERS: list[tuple[str, ...]] = [
-    ("runner.errors", "runner.layout", "runner.atomic_file"),
+    ("runner.errors", "runner.layout", "runner.atomic_file", "runner.text"),
     ("runner.config", "runner.store", "runner.result", "runner.cache"),
     ("runner.data", "runner.device", "runner.metrics", "runner.clel"),
     ("runner.run",),
