@@ -140,7 +140,7 @@ def _encoders(evidence: Evidence) -> str:
     above = sum(float(run["probe_z"]) > float(run["untrained_probe_z"]) for run in runs)
     lowest = min(encoder_arms, key=lambda arm: float(arm["probe_z_median"]))
     return (
-        f"Did the encoders learn? In {above} of {len(runs)} runs the encoder's latent z beats its untrained "
+        f"Did the encoders learn? In {above} of the {len(runs)} runs with an encoder its latent z beats its untrained "
         f"start on a linear probe of the digit labels; {collapsed} collapsed. Lowest arm: `{lowest['experiment']}` "
         f"(median {fixed(_f(lowest['probe_z_median']))}, untrained {fixed(_f(lowest['untrained_probe_z_median']))}; "
         "[docs/ENCODERS.md](docs/ENCODERS.md))."
@@ -158,7 +158,7 @@ def _scope(evidence: Evidence) -> str:
     text = (
         f"Resting on: profile {', '.join(profiles)} (scikit-learn's 8x8 digits upsampled to 16x16), "
         f"{len(evidence.runs)} runs of {number(minutes[0], 2)}-{number(minutes[-1], 2)} min each, "
-        f"{number(hours, 2)} hours in all, on {'; '.join(devices)}, two runs sharing two cores."
+        f"{number(hours, 2)} hours of run time in all, on {'; '.join(devices)}, two runs at a time on two cores."
     )
     if short:
         text += f" Seeds differ per arm: {', '.join(short)}."
@@ -185,7 +185,10 @@ def answer_section(evidence: Evidence) -> str:
         f"Each arm changes one thing in CLEL's `{baseline['experiment']}` and is compared with it over seeds: FID "
         "(lower is better) and the AUROC of telling interpolated digits from real ones (higher is better) are the "
         "primary endpoints; an exact rank test, Holm-corrected within each question "
-        "([docs/STATISTICS.md](docs/STATISTICS.md)).",
+        "([docs/STATISTICS.md](docs/STATISTICS.md)). FID is computed on the shipped digits-cnn features. Intervals are "
+        "95% and unadjusted; a verdict needs the Holm-adjusted p below 0.05. The marginal AUROC ranks by the energy "
+        "-E(x), the joint one by -E(x, z(x)) with the image's own latent; P(arm's FID lower) is the chance that a "
+        "seed of the arm beats a seed of baseline. Every term: [Glossary](#glossary).",
         "",
     ]
     for question, title in QUESTIONS.items():
