@@ -61,3 +61,25 @@ def test_a_stale_number_is_caught():
     values = csv_values()
     assert any(shown(value, "875.5") for value in values)
     assert not any(shown(value, "876.0") for value in values)
+
+
+def test_encoders_md_quotes_the_evidence_as_its_csv_gives_it():
+    """docs/ENCODERS.md's BYOL section: the ten-seed ranges and the full runs' probes are docs/evidence's values."""
+    with (ROOT / "docs" / "evidence" / "summary_runs.csv").open(newline="") as handle:
+        runs = {row["run_id"]: row for row in csv.DictReader(handle)}
+
+    def probes(arm: str, field: str = "probe_z") -> list[float]:
+        return sorted(float(r[field]) for r in runs.values() if r["experiment"] == arm)
+
+    def median(values: list[float]) -> float:
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+    byol, moco = probes("byol"), probes("moco")
+    seeds = [float(runs[f"byol-tiny-s{seed}"]["probe_z"]) for seed in (0, 1, 2)]
+    text = " ".join((ROOT / "docs" / "ENCODERS.md").read_text().split())
+    assert f"BYOL's probe on z reads {byol[0]:.3f}-{byol[-1]:.3f} (median {median(byol):.3f})" in text
+    assert f"MoCo's {moco[0]:.3f}-{moco[-1]:.3f}" in text
+    assert f"(probe on h: median {median(probes('byol', 'probe_h')):.3f})" in text
+    row = "| full runs of the profile (docs/evidence/summary_runs.csv) | " + " | ".join(f"{p:.3f}" for p in seeds)
+    assert row in text
