@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from runner.errors import UserError
 from runner.launch.executor import Cancelled, Selection, StatusTable
 from runner.layout import LOCK_FILE, METRICS_FILE, parse_run_id
 from runner.plan.sweep_record import asked_runs
@@ -142,6 +143,8 @@ class LocalRuns:
         if not run_ids:
             print(f"no runs in {self.store_uri}")
             return
+        if follow and len(run_ids) > 1:
+            raise UserError(f"--follow follows one run: add --seed ({len(run_ids)} runs match in {self.store_uri})")
         store = open_store(self.store_uri)
         if not follow:
             for run_id in run_ids:

@@ -8,8 +8,11 @@ import pytest
 
 from runner.__main__ import main
 from runner.cli.commands import Commands
+from runner.errors import UserError
 from runner.launch import executor as executors
 from runner.launch.executor import BACKENDS, Selection, executor_class
+from runner.plan.sweep_record import record_sweep
+from runner.store import open_store
 from tests.support import ROOT
 from tests.support.kube import CLUSTER, seed_world, write_config
 
@@ -90,3 +93,13 @@ def test_a_local_store_that_does_not_exist_is_one_line_and_is_not_created(tmp_pa
     assert main([command, "--local", "--store", "nowhere", "--exp", "baseline"]) == 2
     assert capsys.readouterr().err.strip() == f"error: store {tmp_path / 'nowhere'}: no such directory"
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_local_follow_follows_one_run(tmp_path):
+    """As with the cluster's Jobs, --follow with several matching runs asks for --seed instead of picking one."""
+    store = tmp_path / "runs"
+    store.mkdir()
+    record_sweep(open_store(str(store)), ["baseline-tiny-s0", "baseline-tiny-s1"])
+    local = executor_class("local")(str(store))
+    with pytest.raises(UserError, match=r"--follow follows one run: add --seed \(2 runs match"):
+        local.logs(Selection("baseline"), follow=True)
