@@ -7,7 +7,6 @@ progress read from the store, `cancel` deletes Jobs (their checkpoints stay in t
 newest pod's log of each Job, or follows one Job's across replacement pods.
 """
 
-import sys
 from typing import TYPE_CHECKING, Self
 
 from runner.cluster import submit as submitting
@@ -74,5 +73,4 @@ class KubernetesJobs:
                 raise UserError(f"--follow follows one Job: add --seed ({len(jobs)} Jobs match {label_selector})")
             follow_job(self.api, jobs[0], label_selector)
             return
-        sys.stdout.flush()
         print_logs(self.api, jobs, label_selector)

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Self
 
@@ -22,7 +23,7 @@ from runner.layout import LOCK_FILE, METRICS_FILE, parse_run_id
 from runner.plan.sweep_record import asked_runs
 from runner.report.scan import open_checked, scan_store
 from runner.run.status import Progress, progress_cells, run_progress
-from runner.store import RunStore, lease_holder, open_store
+from runner.store import RunStore, Store, lease_holder
 from runner.store.metrics_file import metrics_lines
 from runner.text import text_table
 
@@ -91,22 +92,24 @@ class LocalRuns:
     def __init__(self, store_uri: str):
         self.store_uri = store_uri
 
+    @cached_property
+    def store(self) -> Store:
+        """The store, opened and checked once; a local store must exist: nothing is created by looking."""
+        return open_checked(self.store_uri)
+
     @classmethod
     def for_command(cls, config: str, store: str) -> Self:
         return cls(store)
 
     def run_ids(self, selection: Selection) -> list[str]:
         """The selected runs of the store: those a sweep asked for (sweep.json) and those with a directory."""
-        store = open_checked(self.store_uri)  # a local store must exist: nothing is created by looking
-        run_ids = set(asked_runs(store) or []) | scan_store(store).present()
+        run_ids = set(asked_runs(self.store) or []) | scan_store(self.store).present()
         parsed = {run_id: parse_run_id(run_id) for run_id in run_ids}
         return sorted(r for r, p in parsed.items() if p is not None and selection.matches(p[0], p[3]))
 
     def states(self, run_ids: list[str]) -> list[RunState]:
         """Each run's progress and process."""
-        store = open_store(self.store_uri)
-        store.check()
-        found = []
+        store, found = self.store, []
         for run_id in run_ids:
             run = RunStore(store, run_id)
             progress, _ = run_progress(run)
@@ -145,7 +148,7 @@ class LocalRuns:
             return
         if follow and len(run_ids) > 1:
             raise UserError(f"--follow follows one run: add --seed ({len(run_ids)} runs match in {self.store_uri})")
-        store = open_store(self.store_uri)
+        store = self.store
         if not follow:
             for run_id in run_ids:
                 if len(run_ids) > 1:
