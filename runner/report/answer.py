@@ -18,7 +18,7 @@ SECONDARY_AUROCS = ("auroc_interpolation_joint", "auroc_inverted_joint", "auroc_
 QUESTIONS = {
     "replace": "REPLACE: does SimCLR guide CLEL better or worse than BYOL, MoCo or MAE?",
     "remove": "REMOVE: does CLEL need the norm-direction split of its latent-variable EBM?",
-    "negatives": "Control: SimCLR without the EBM's samples as extra negatives",
+    "negatives": "NEGATIVES: does SimCLR need the EBM's samples as extra negatives (the REPLACE arms' confound)?",
     "control": "Control: the EBM alone, no encoder guiding it",
 }
 
@@ -114,8 +114,8 @@ def _secondary(arms: list[dict[str, str]]) -> str:
 
 def _table(evidence: Evidence) -> list[str]:
     lines = [
-        "| arm | seeds | failed runs | encoder probe z (untrained) | FID median [95% CI] | FID / baseline [95% CI] "
-        "| P(arm's FID lower) | verdict on FID |",
+        "| arm | seeds | failed runs, rate [95% CI] | encoder probe z (untrained) | FID median [95% CI] "
+        "| FID / baseline [95% CI] | P(arm's FID lower) | verdict on FID |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm in evidence.arms:
@@ -125,8 +125,10 @@ def _table(evidence: Evidence) -> list[str]:
         median = f"{number(_f(arm['fid_median']), 4)} "
         median += interval((_f(arm["fid_median_lo"]), _f(arm["fid_median_hi"])), lambda v: number(v, 4))
         compared = bool(arm["fid_verdict"])
+        failed = f"{arm['failed_n']}/{arm['judged_n']} "
+        failed += interval((_f(arm["failure_rate_lo"]), _f(arm["failure_rate_hi"])), lambda v: fixed(v, 2))
         lines.append(
-            f"| `{arm['experiment']}` | {arm['n_seeds']} | {arm['failed_n']}/{arm['judged_n']} | {probe} | {median} "
+            f"| `{arm['experiment']}` | {arm['n_seeds']} | {failed} | {probe} | {median} "
             f"| {_ratio(arm) if compared else '-'} | {fixed(_f(arm['fid_p_better']), 2) if compared else '-'} "
             f"| {_verdict(arm, 'fid') if compared else '(reference)'} |"
         )
@@ -188,7 +190,9 @@ def answer_section(evidence: Evidence) -> str:
         "([docs/STATISTICS.md](docs/STATISTICS.md)). FID is computed on the shipped digits-cnn features. Intervals are "
         "95% and unadjusted; a verdict needs the Holm-adjusted p below 0.05. The marginal AUROC ranks by the energy "
         "-E(x), the joint one by -E(x, z(x)) with the image's own latent; P(arm's FID lower) is the chance that a "
-        "seed of the arm beats a seed of baseline. Every term: [Glossary](#glossary).",
+        "seed of the arm beats a seed of baseline. A run failed when its samples are not digits (judged on them by "
+        "the digits network); an encoder collapsed when its probe on z is no better than its untrained start's. "
+        "Every term: [Glossary](#glossary).",
         "",
     ]
     for question, title in QUESTIONS.items():

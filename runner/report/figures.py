@@ -72,7 +72,7 @@ def fid_by_seed(ax: Any, groups: list[Group], title: str = "") -> None:
     fids = [r.fid for g in groups for r in g.runs if r.fid is not None and r.fid > 0]
     if fids:
         _log_ticks(ax.yaxis, min(fids), max(fids))
-    ax.set_ylabel(f"FID ({', '.join(features)}), log scale; lower is better", fontsize=8)
+    ax.set_ylabel(f"FID ({', '.join(features)}), log scale\nlower is better", fontsize=8)
     ax.set_title(title or "FID per seed: dots, median bar, x = failed run", fontsize=8, wrap=True)
     _arm_axis(ax, groups)
 
@@ -86,6 +86,10 @@ def _rows(groups: list[Group], key: MetricKey, comparisons: dict[tuple, Comparis
     return found
 
 
+def _verdict_text(c: Comparison) -> str:
+    return c.verdict if c.p_holm is None else f"{c.verdict}, p_holm {c.p_holm:.2g}"
+
+
 def _forest(ax: Any, rows: list[tuple[str, Comparison, np.ndarray]], ratio: bool, label: str) -> None:
     """One line per (label, comparison, the seeds' shifts): the shift and its interval, the seeds as dots."""
     for row, (_, c, seeds) in enumerate(rows):
@@ -96,11 +100,12 @@ def _forest(ax: Any, rows: list[tuple[str, Comparison, np.ndarray]], ratio: bool
             if c.shift.shift_ci is not None:
                 ax.plot(transform(np.asarray(c.shift.shift_ci)), [row, row], "-", color=color, linewidth=2.5)
             ax.plot(transform(c.shift.shift), row, "D" if c.verdict in VERDICT_COLORS else "o", color=color)
-        verdict = c.verdict if c.p_holm is None else f"{c.verdict}, p_holm {c.p_holm:.2g}"
-        ax.annotate(verdict, (0.99, row - 0.25), xycoords=("axes fraction", "data"), fontsize=6, ha="right",
-                    va="bottom", color=color)  # fmt: skip
     ax.axvline(1.0 if ratio else 0.0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
+    # each row's verdict under its name, in the verdict's colour: beside the axes, where no marker can hide it
+    names = [f"{name}\n{_verdict_text(c)}" for name, c, _ in rows]
+    ax.set_yticks(range(len(rows)), names, fontsize=6.5)
+    for tick, (_, c, _) in zip(ax.get_yticklabels(), rows, strict=True):
+        tick.set_color(VERDICT_COLORS.get(c.verdict, NEUTRAL))
     ax.set_ylim(len(rows) - 0.4, -0.8)
     if ratio:
         ax.set_xscale("log")
@@ -130,7 +135,7 @@ def _auroc_by_seed(ax: Any, groups: list[Group], key: MetricKey) -> None:
             ax.plot([i - 0.25, i + 0.25], [np.median(values)] * 2, "-", color="black", linewidth=2)
     ax.axhline(0.5, color="0.5", linewidth=0.8, linestyle=":")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel(f"AUROC, {key.ood_set} {key.score}; higher is better (0.5 = chance)", fontsize=7)
+    ax.set_ylabel(f"AUROC, {key.ood_set} {key.score}\nhigher is better; 0.5 = chance", fontsize=7)
     ax.set_title(f"{key.column} per seed (primary)", fontsize=8)
     _arm_axis(ax, groups)
 
@@ -153,7 +158,7 @@ def plot_summary(groups: list[Group], metrics: list[MetricKey], comparisons: lis
             continue
         fid_rows = [(g.experiment, c, _seed_shifts(g, base, FID)) for g, c in _rows(members, FID, by_key)]
         _forest(panels[1], fid_rows, True, "FID / baseline FID (log); < 1 is better")
-        panels[1].set_title("FID ratio to baseline: Hodges-Lehmann, 95% bootstrap", fontsize=8)
+        panels[1].set_title("FID ratio to baseline\n(Hodges-Lehmann, 95% bootstrap)", fontsize=8)
         if any(g.has(AUROC_PRIMARY) for g in members):
             _auroc_by_seed(panels[2], members, AUROC_PRIMARY)
             rows = [

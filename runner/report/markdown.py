@@ -1,8 +1,9 @@
 """report.md: a self-contained Markdown report of a store's ablation that renders on GitHub.
 
 The question (each arm and what it changes, from experiments.toml), the verdict table, the figure and the
-sample grid as relative links, the collapsed runs, the weak seeds, the running and missing runs, and the
-provenance (torch, devices, compute hours, each run's config hash and the command that reproduces it).
+sample grid as relative links, the failed runs per arm with exact intervals, the collapsed runs, the weak seeds,
+the running and missing runs, and the provenance (torch, devices, compute hours, each run's config hash and the
+command that reproduces it).
 """
 
 import os
@@ -17,6 +18,7 @@ from runner.config import ExperimentsFile
 from runner.plan.spec import RunSpec
 from runner.report.encoders import encoder_section
 from runner.report.estimates import level
+from runner.report.failures import failure_cells
 from runner.report.grid import Trend
 from runner.report.missing import missing_grid
 from runner.report.numbers import fixed, interval, number, p_value, signed
@@ -149,8 +151,34 @@ def _collapsed(results: list[RunResult]) -> list[str]:
             "None (a run collapsed when its FID stayed above half of fid_init, the noise it starts from).",
             "",
         ]
-    lines += ["Counted in the means above (a collapse is a result, never dropped):", ""]
+    lines += ["Kept in every estimate above (a collapse is a result, never dropped):", ""]
     lines += [f"- `{r.run_id}`: FID {_g(r.fid)} against fid_init {_g(r.fid_init)}" for r in collapsed]
+    return [*lines, ""]
+
+
+def _failures(groups: list[Group]) -> list[str]:
+    """Per arm: its failed runs, the rate with its exact (Clopper-Pearson) 95% interval, Fisher's p against the
+    baseline of its profile (a secondary endpoint: reported, not a verdict)."""
+    lines = ["## Failed runs", ""]
+    lines += [
+        "A run failed when its samples are not digits (judged on its samples.png by the digits network; where "
+        "they could not be judged, when it collapsed). Per arm, the rate with its exact 95% interval, and Fisher's "
+        "exact p against the baseline's failures (secondary):",
+        "",
+        "| arm | profile | failed / judged | rate [95% CI] | Fisher p vs baseline | failed seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    bases = {g.profile: g for g in groups if g.experiment == BASELINE}
+    for g in groups:
+        cells = failure_cells(g, bases.get(g.profile))
+        if not cells["judged_n"]:
+            continue
+        bounds = interval((cells["failure_rate_lo"], cells["failure_rate_hi"]), write=lambda v: fixed(v, 2))
+        rate = f"{fixed(cells['failure_rate'], 2)} {bounds}"
+        seeds = " ".join(f"s{seed}" for seed in g.failed_seeds()) or "none"
+        fisher = _p(cells.get("failure_fisher_p")) if "failure_fisher_p" in cells else ""
+        counts = f"{cells['failed_n']} / {cells['judged_n']}"
+        lines.append(f"| `{g.experiment}` | {g.profile} | {counts} | {rate} | {fisher} | {seeds} |")
     return [*lines, ""]
 
 
@@ -160,7 +188,7 @@ def _weak_seeds(groups: list[Group]) -> list[str]:
     rule = f"FID is above {WEAK_SEED_FACTOR:g} x its arm's median (arms with {WEAK_SEED_MIN_RUNS}+ seeds)"
     if not found:
         return [*lines, f"No seed is weak. A seed is weak when its {rule}.", ""]
-    lines += [f"A seed is weak when its {rule}; counted in the means above:", ""]
+    lines += [f"A seed is weak when its {rule}; kept in every estimate above:", ""]
     for g, r, ratio in found:
         tag = " (collapsed)" if r.collapsed else ""
         arm = f"`{g.experiment}` ({g.profile})"
@@ -228,6 +256,6 @@ def report_text(
     body = _question(groups, experiments) + encoder_section(groups) + _verdicts(groups, comparisons, effect)
     body += _grid(trends or [])
     body += _figures(files, report)
-    tail = _collapsed(results) + _weak_seeds(groups) + _progress(scan, missing, points or {})
+    tail = _failures(groups) + _collapsed(results) + _weak_seeds(groups) + _progress(scan, missing, points or {})
     tail += _provenance(results, store_uri)
     return "\n".join(head + body + tail)

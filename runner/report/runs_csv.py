@@ -1,5 +1,5 @@
 """summary_runs.csv read back into RunResults, so that a summary's figures can be drawn again with the current
-figure code when the store its runs came from is gone (docs/grid/ is such a summary: scripts/redraw_grid.py).
+figure code when the store its runs came from is gone (docs/grid/ and docs/previous/: scripts/redraw_figures.py).
 
 What the CSV does not keep comes back empty: each run's point is recovered from its run id's tag by trying the
 axis values given (a tag is a hash of the point, runner.layout.point_tag), and a run without an encoder block

@@ -96,7 +96,7 @@ def summarize(
         files = output_paths(out if out is not None else str(root / SUMMARY_FILE))
         files["report"] = Path(report).expanduser() if report is not None else root / REPORT_FILE
         check_outputs(files)
-        summary = _summarize(store, files, experiments, log, warn, size)
+        summary = _summarize(store, files, experiments, log, warn, size, store_uri)
         if local_root is None:
             for path in summary.files.values():
                 store.upload(path.name, path)
@@ -111,7 +111,10 @@ def _summarize(
     log: Callable[[str], None],
     warn: Callable[[str], None],
     effect: Effect,
+    store_name: str,
 ) -> SummaryReport:
+    """The summary of one store's runs; report.md names the store as the user did (store_name), so that its
+    commands run from where summarize ran."""
     tensorboard = store.local_path(TENSORBOARD_DIR)
     if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
         raise UserError(f"store {store.uri}: {TENSORBOARD_DIR} is not a directory; move it away")
@@ -169,7 +172,7 @@ def _summarize(
     else:
         log("no run has a readable samples.png: no samples grid")
     text = report_text(
-        store.uri,
+        store_name,
         scan,
         groups,
         comparisons,

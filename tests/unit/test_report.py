@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from scipy import stats
 
 from runner.errors import UserError
 from runner.layout import TENSORBOARD_DIR, point_tag
@@ -343,3 +344,30 @@ def test_summarize_writes_beside_a_local_store_by_default(tmp_path, monkeypatch)
     assert all(path.parent == store_dir for path in report.files.values())
     check_summary_csv(store_dir / "summary.csv")
     assert list(cwd.iterdir()) == []
+
+
+def test_report_names_the_store_as_given_so_its_commands_run_where_summarize_ran(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = open_store("runs")
+    for run in RUNS[:3]:
+        body = result(*run)
+        store.write(f"{body['run_id']}/result.json", json.dumps(body).encode())
+    run_summarize("runs", tmp_path)
+    text = (tmp_path / "runs" / "report.md").read_text()
+    assert text.startswith("# CLEL ablation: runs\n") and str(tmp_path) not in text
+    assert "`python -m runner local --exp baseline --profile tiny --seed 0 --store runs`" in text
+
+
+def test_report_lists_failed_runs_per_arm_with_exact_intervals(tmp_path):
+    store = open_store(str(tmp_path / "runs"))
+    runs = [result("baseline", seed, 10.0 + seed, (0.8, 0.7), (1.0, 1.0)) for seed in range(4)]
+    runs += [result("no_norm_split", seed, fid, (0.6, 0.5), (1.0, 0.2)) for seed, fid in enumerate((20, 300, 290, 25))]
+    for body in runs:  # no samples.png: the backstop judges, and 300 and 290 are above 0.5 x fid_init (310.5)
+        store.write(f"{body['run_id']}/result.json", json.dumps(body).encode())
+    run_summarize(str(tmp_path / "runs"), tmp_path)
+    text = (tmp_path / "runs" / "report.md").read_text()
+    low, high = stats.binomtest(2, 4).proportion_ci(method="exact")
+    fisher = stats.fisher_exact([[2, 2], [0, 4]]).pvalue
+    assert f"| `no_norm_split` | tiny | 2 / 4 | 0.50 [{low:.2f}, {high:.2f}] | {fisher:.3f} | s1 s2 |" in text
+    base_high = stats.binomtest(0, 4).proportion_ci(method="exact").high
+    assert f"| `baseline` | tiny | 0 / 4 | 0.00 [0.00, {base_high:.2f}] |  | none |" in text

@@ -83,3 +83,23 @@ def test_encoders_md_quotes_the_evidence_as_its_csv_gives_it():
     assert f"(probe on h: median {median(probes('byol', 'probe_h')):.3f})" in text
     row = "| full runs of the profile (docs/evidence/summary_runs.csv) | " + " | ".join(f"{p:.3f}" for p in seeds)
     assert row in text
+
+
+def test_results_md_quotes_todays_statistics_on_the_previous_runs_as_they_recompute():
+    """RESULTS.md's bullets say what today's rank tests make of the previous profile's runs (read back from
+    docs/previous/summary_runs.csv, as scripts/redraw_figures.py draws them): byol's and mae's joint-AUROC drops."""
+    from runner.config import ExperimentsFile
+    from runner.report.runs_csv import read_runs
+    from runner.report.stats import MetricKey, group_runs, metric_keys
+    from runner.report.verdicts import compare_groups, parse_effect
+
+    experiments = ExperimentsFile(ROOT / "experiments.toml")
+    runs = read_runs(ROOT / "docs" / "previous" / "summary_runs.csv")
+    groups = group_runs(runs, list(experiments.experiments))
+    comparisons = compare_groups(groups, metric_keys(runs), parse_effect(""), experiments.questions())
+    joint = MetricKey("interpolation", "joint")
+    found = {c.experiment: c for c in comparisons if c.key == joint}
+    text = " ".join((ROOT / "docs" / "RESULTS.md").read_text().split())
+    for arm in ("byol", "mae"):
+        assert found[arm].verdict == "worse" and f"{found[arm].p_holm:.3f}" == "0.024"
+    assert text.count("Holm p 0.024") == 2 and "worse, Holm p 0.024)" in text

@@ -153,6 +153,7 @@ def test_the_report_has_its_sections_from_a_store_of_made_up_results(tmp_path):
         "## The question",
         "## Verdicts",
         "## Figures",
+        "## Failed runs",
         "## Collapsed runs",
         "## Weak seeds",
         "## Running and missing runs",
