@@ -136,7 +136,7 @@ def _auroc_by_seed(ax: Any, groups: list[Group], key: MetricKey) -> None:
     ax.axhline(0.5, color="0.5", linewidth=0.8, linestyle=":")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel(f"AUROC, {key.ood_set} {key.score}\nhigher is better; 0.5 = chance", fontsize=7)
-    ax.set_title(f"{key.column} per seed (primary)", fontsize=8)
+    ax.set_title(f"{key.title} per seed (primary)", fontsize=8)
     _arm_axis(ax, groups)
 
 
@@ -166,7 +166,7 @@ def plot_summary(groups: list[Group], metrics: list[MetricKey], comparisons: lis
                 for g, c in _rows(members, AUROC_PRIMARY, by_key)
             ]
             _forest(panels[3], rows, False, "AUROC - baseline AUROC; > 0 is better")
-            panels[3].set_title(f"{AUROC_PRIMARY.column} shift", fontsize=8)
+            panels[3].set_title(f"{AUROC_PRIMARY.title}: shift", fontsize=8)
         else:
             panels[2].set_axis_off()
             panels[3].set_axis_off()

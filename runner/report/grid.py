@@ -236,7 +236,7 @@ def plot_grids(grids: list[Grid], metrics: list[MetricKey], path: Path) -> bool:
     ]
     if not panels:
         return False
-    columns = min(3, len(panels))
+    columns = min(4, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig = Figure(figsize=(4.6 * columns, 3.6 * rows), dpi=100, layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
@@ -260,10 +260,17 @@ def plot_grids(grids: list[Grid], metrics: list[MetricKey], path: Path) -> bool:
             ax.axhline(0.5, color="0.5", linestyle=":", linewidth=0.8, label="chance (0.5)")
             ax.set_ylabel("AUROC; higher is better", fontsize=8)
         ax.set_xlabel(grid.axis, fontsize=8)
-        ax.set_title(f"{key.column} ({grid.profile})", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title(f"{key.title} ({grid.profile})", fontsize=9)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
+    # one legend for every panel, above them: no panel's data under it
+    handles, labels = [], []
+    for ax in axes[: len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(labels)), fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     write_output(path, buffer.getvalue())

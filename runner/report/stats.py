@@ -33,6 +33,11 @@ class MetricKey:
         return "fid" if self.ood_set is None else f"auroc_{self.ood_set}_{self.score}"
 
     @property
+    def title(self) -> str:
+        """Its name for a figure: FID, or `AUROC vs uniform noise, joint score`."""
+        return "FID" if self.ood_set is None else f"AUROC vs {self.ood_set.replace('_', ' ')}, {self.score} score"
+
+    @property
     def tag(self) -> str:
         """Its TensorBoard tag: fid or auroc/<set>/<score>."""
         return "fid" if self.ood_set is None else f"auroc/{self.ood_set}/{self.score}"
