@@ -112,6 +112,18 @@ def _secondary(arms: list[dict[str, str]]) -> str:
     return f" Secondary endpoints that differ: {'; '.join(found)}." if found else ""
 
 
+def _guidance(arm: dict[str, str], baseline: dict[str, str]) -> str:
+    """What the control says of the latent guidance, on FID: helped, hurt, or not shown (and which way it leans)."""
+    medians = f"median FID {number(_f(arm['fid_median']), 4)} against {number(_f(baseline['fid_median']), 4)}"
+    chance = f"P(arm's FID lower) {fixed(_f(arm['fid_p_better']), 2)}"
+    if arm["fid_verdict"] == "worse":
+        return f" So the latent guidance helped FID ({medians})."
+    if arm["fid_verdict"] == "better":
+        return f" So the latent guidance hurt FID ({medians})."
+    lean = "if anything, the EBM alone sampled better" if (_f(arm["fid_p_better"]) or 0) > 0.5 else "no lean"
+    return f" So the latent guidance showed no benefit on FID here; {lean} ({medians}, {chance})."
+
+
 def _table(evidence: Evidence) -> list[str]:
     lines = [
         "| arm | seeds | failed runs, rate [95% CI] | encoder probe z (untrained) | FID median [95% CI] "
@@ -143,7 +155,8 @@ def _encoders(evidence: Evidence) -> str:
     lowest = min(encoder_arms, key=lambda arm: float(arm["probe_z_median"]))
     return (
         f"Did the encoders learn? In {above} of the {len(runs)} runs with an encoder its latent z beats its untrained "
-        f"start on a linear probe of the digit labels; {collapsed} collapsed. Lowest arm: `{lowest['experiment']}` "
+        f"start on a linear probe of the digit labels; {collapsed} encoders collapsed. Lowest probe on z: "
+        f"`{lowest['experiment']}` "
         f"(median {fixed(_f(lowest['probe_z_median']))}, untrained {fixed(_f(lowest['untrained_probe_z_median']))}; "
         "[docs/ENCODERS.md](docs/ENCODERS.md))."
     )
@@ -201,6 +214,8 @@ def answer_section(evidence: Evidence) -> str:
             continue
         secondary = _secondary(arms)
         line = f"- **{title}** {_lead(arms)}{_numbers(arms)}{secondary}"
+        if question == "control":
+            line += "".join(_guidance(arm, baseline) for arm in arms)
         if question == "remove" and secondary:
             line += (
                 " Without the split the joint score is dominated by the norm of u, so its joint-AUROC drop is "

@@ -64,7 +64,7 @@ def typical_and_worst(group: Group) -> list[tuple[str, Any]]:
     if not runs:
         return []
     typical, worst = runs[(len(runs) - 1) // 2], runs[-1]
-    chosen = [("typical (median FID)", typical)]
+    chosen = [("typical (nearest the median FID)", typical)]
     return chosen if worst is typical else [*chosen, ("worst (highest FID)", worst)]
 
 

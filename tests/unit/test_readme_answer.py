@@ -55,3 +55,19 @@ def test_replace_section_keeps_everything_outside_the_markers():
     assert replace_section(readme, "new") == f"# title\nintro\n{BEGIN}\nnew\n{END}\nrest\n"
     with pytest.raises(ValueError, match="no answer markers"):
         replace_section("# no markers\n", "new")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "p_better", "says"),
+    [
+        ("worse", "0.05", "So the latent guidance helped FID (median FID 120 against 80)."),
+        ("better", "0.95", "So the latent guidance hurt FID (median FID 120 against 80)."),
+        ("no difference detected", "0.74", "showed no benefit on FID here; if anything, the EBM alone sampled better"),
+        ("no difference detected", "0.4", "showed no benefit on FID here; no lean (median FID 120 against 80"),
+    ],
+)
+def test_the_control_says_what_it_means_for_the_latent_guidance(verdict, p_better, says):
+    from runner.report.answer import _guidance
+
+    arm = {"fid_median": "120", "fid_verdict": verdict, "fid_p_better": p_better}
+    assert says in _guidance(arm, {"fid_median": "80"})
