@@ -2,21 +2,26 @@
 
     python scripts/latent_spread.py STORE RUN_ID [RUN_ID ...]
     python scripts/latent_spread.py --reference [--profile tiny] [--seed 0]   # raw pixels and untrained encoders
+    python scripts/latent_spread.py --readouts STORE RUN_ID [RUN_ID ...]      # + other readouts of the same run
 
 Per run (EMA encoder, eval mode, un-augmented images): the linear probe on h and on z (standardised features,
 logistic regression fit on the training split, scored on the test split), the mean cosine between two test
-images' z, and the same for the untrained encoder of the run's method and seed. The code is
+images' z, and the same for the untrained encoder of the run's method and seed. --readouts adds two other
+readouts of the trained encoder, to ask whether a low probe on z is the readout's: z from the momentum target
+network (BYOL, MoCo), and z with BatchNorm's statistics recomputed on the un-augmented training images (in
+training they are the augmented views'). The code is
 runner/metrics/encoder_health.py's: this script has no probe of its own. Reads the run's config.json and
 checkpoint as `python -m runner evaluate` does; writes nothing.
 """
 
 import argparse
+import copy
 
 import torch
 
 from runner.clel.model import training_engine, untrained_encoder
 from runner.config import ExperimentsFile
-from runner.data import load_dataset
+from runner.data import ImageData, load_dataset, to_unit_float
 from runner.metrics.encoder_health import encoder_health, pixel_probe
 from runner.run.execute import restore
 from runner.run.stored import stored_config
@@ -38,8 +43,32 @@ def reference(profile: str, seed: int) -> None:
         print(f"untrained {cfg.crl.method} encoder ({profile}, seed {seed}): {health.line()}")
 
 
+def target_readout(method: torch.nn.Module) -> torch.nn.Module | None:
+    """A copy of a momentum method whose latent comes from its target networks; None without them."""
+    if not hasattr(method, "target_backbone"):
+        return None
+    target = copy.deepcopy(method)
+    target.backbone, target.projector = target.target_backbone, target.target_projector
+    return target
+
+
 @torch.no_grad()
-def report(store_uri: str, run_id: str) -> None:
+def clean_statistics_readout(method: torch.nn.Module, data: ImageData, batch: int = 64) -> torch.nn.Module:
+    """A copy whose BatchNorm running statistics are the un-augmented training images' (a cumulative average)."""
+    recalibrated = copy.deepcopy(method)
+    for module in recalibrated.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+    recalibrated.train()
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    for first in range(0, len(order) - batch + 1, batch):
+        recalibrated.latent(to_unit_float(data.train[order[first : first + batch]]))
+    return recalibrated.eval()
+
+
+@torch.no_grad()
+def report(store_uri: str, run_id: str, readouts: bool = False) -> None:
     run = RunStore(open_store(store_uri), run_id)
     cfg = stored_config(run, ExperimentsFile(), {"runtime.threads": 1})
     data = load_dataset(cfg.data.dataset, cfg.data.image_size)
@@ -51,11 +80,18 @@ def report(store_uri: str, run_id: str) -> None:
     trained = encoder_health(engine.model.ema_crl, data)
     untrained = encoder_health(untrained_encoder(cfg, data.mean, data.std), data)
     print(f"{run_id} (step {engine.step}): {trained.line()}; untrained: {untrained.line()}")
+    if readouts:
+        target = target_readout(engine.model.ema_crl)
+        if target is not None:
+            print(f"  z from the target networks: {encoder_health(target, data).line()}")
+        recalibrated = clean_statistics_readout(engine.model.ema_crl, data)
+        print(f"  BatchNorm statistics of the clean images: {encoder_health(recalibrated, data).line()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", action="store_true")
+    parser.add_argument("--readouts", action="store_true", help="also z from the target networks and clean BN")
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("store", nargs="?")
@@ -65,7 +101,7 @@ def main() -> None:
     if args.reference:
         reference(args.profile, args.seed)
     for run_id in args.runs:
-        report(args.store, run_id)
+        report(args.store, run_id, args.readouts)
 
 
 if __name__ == "__main__":
