@@ -1,4 +1,5 @@
-"""Every number in docs/RESULTS.md's tables is a value of the CSVs it was written from (docs/previous/ for the
+"""Every number in docs/RESULTS.md (its tables, and its prose unless derived or listed) is a value of the CSVs it was
+written from (docs/previous/ for the
 previous profile's evidence, docs/grid/ for the beta grid), at the precision the page shows it."""
 
 import csv
@@ -103,3 +104,80 @@ def test_results_md_quotes_todays_statistics_on_the_previous_runs_as_they_recomp
     for arm in ("byol", "mae"):
         assert found[arm].verdict == "worse" and f"{found[arm].p_holm:.3f}" == "0.024"
     assert text.count("Holm p 0.024") == 2 and "worse, Holm p 0.024)" in text
+
+
+def _previous_runs() -> list[dict[str, str]]:
+    with (ROOT / "docs" / "previous" / "summary_runs.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def derived_numbers() -> dict[str, float]:
+    """RESULTS.md's prose numbers that are not a CSV cell but are computed from the CSVs, as the page writes them."""
+    runs = _previous_runs()
+
+    def values(arm: str, column: str) -> list[float]:
+        return [float(r[column]) for r in runs if r["experiment"] == arm and r[column]]
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    hours = [float(r["wall_h"]) for r in runs]
+    moco = sorted(values("moco", "fid"))
+    with (ROOT / "docs" / "previous" / "summary.csv").open(newline="") as handle:
+        byol_mde = next(float(r["fid_mde"]) for r in csv.DictReader(handle) if r["experiment"] == "byol")
+    with (ROOT / "docs" / "grid" / "summary_grid.csv").open(newline="") as handle:
+        fid = next(r for r in csv.DictReader(handle) if r["metric"] == "fid")
+    joint = "auroc_interpolation_joint"
+    return {
+        "30": len(runs),  # the runs, and the grid's: 30 as well
+        "5.6": sum(hours),
+        "6.2": 60 * min(hours),
+        "14.2": 60 * max(hours),
+        "0.137": mean(values("baseline", joint)) - mean(values("byol", joint)),
+        "35": 100 * byol_mde / mean(values("baseline", "fid")),
+        "3.6": moco[-1] / moco[len(moco) // 2],
+        "24": 30 - 6,  # the grid's runs that are not the evidence sweep's seeds 0-2 of its two arms
+        "365": (float(fid["interaction_ci_high"]) - float(fid["interaction_ci_low"])) / 2,
+    }
+
+
+# numbers of the page's prose that are no CSV value, with where each comes from
+NOT_FROM_THE_CSVS = {
+    "29": "an issue's number",
+    "95": "95% intervals",
+    "12": "the simulated power of Welch's test at Holm's first step (12-22%), described beside it",
+    "500": "7,500-8,900: ||u|| at the end of the no_norm_split runs, STABILITY.md's measurement",
+    "900": "7,500-8,900, as above",
+    "68.3": "STABILITY.md's ten-seed table of baseline and plain_ebm (seeds 5-9 are not in docs/previous)",
+    "88.5": "the same table",
+    "0.82": "P(plain lower) from the same table's twenty FIDs",
+    "1.5": "the weak-seed rule (1.5 x the arm's median)",
+}
+
+
+def unexplained_prose_numbers(text: str) -> list[str]:
+    """The prose numbers of a page that are no CSV value, no derived number and no listed exception."""
+    prose = [line for line in text.splitlines() if not line.startswith("|")]
+    derived, values = derived_numbers(), csv_values()
+    return [
+        written
+        for line in prose
+        for written in NUMBER.findall(line)
+        if not (float(written).is_integer() and abs(float(written)) <= SMALL_COUNT)
+        and written not in derived
+        and written not in NOT_FROM_THE_CSVS
+        and not any(shown(value, written) for value in values)
+    ]
+
+
+def test_every_number_in_the_results_prose_is_a_csv_value_or_derived_from_one():
+    for written, value in derived_numbers().items():
+        assert shown(value, written), (written, value)
+    assert unexplained_prose_numbers((ROOT / "docs" / "RESULTS.md").read_text()) == []
+
+
+def test_a_stale_prose_number_is_caught():
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    assert "5.6 CPU hours" in text and "(6.2-14.2 min each)" in text
+    stale = text.replace("5.6 CPU hours", "5.9 CPU hours").replace("(6.2-14.2 min each)", "(6.2-14.8 min each)")
+    assert unexplained_prose_numbers(stale) == ["5.9", "14.8"]
