@@ -154,8 +154,9 @@ def _encoders(evidence: Evidence) -> str:
     above = sum(float(run["probe_z"]) > float(run["untrained_probe_z"]) for run in runs)
     lowest = min(encoder_arms, key=lambda arm: float(arm["probe_z_median"]))
     return (
-        f"Did the encoders learn? In {above} of the {len(runs)} runs with an encoder its latent z beats its untrained "
-        f"start on a linear probe of the digit labels; {collapsed} encoders collapsed. Lowest probe on z: "
+        f"Did the encoders learn? A linear probe (a logistic regression predicting the digit from the encoder's "
+        f"outputs) tells: in {above} of the {len(runs)} runs with an encoder its latent z beats its untrained "
+        f"start; {collapsed} encoders collapsed. Lowest probe on z: "
         f"`{lowest['experiment']}` "
         f"(median {fixed(_f(lowest['probe_z_median']))}, untrained {fixed(_f(lowest['untrained_probe_z_median']))}; "
         "[docs/ENCODERS.md](docs/ENCODERS.md))."
@@ -199,9 +200,12 @@ def answer_section(evidence: Evidence) -> str:
         "",
         f"Each arm changes one thing in CLEL's `{baseline['experiment']}` and is compared with it over seeds: FID "
         "(lower is better) and the AUROC of telling interpolated digits from real ones (higher is better) are the "
-        "primary endpoints; an exact rank test, Holm-corrected within each question "
-        "([docs/STATISTICS.md](docs/STATISTICS.md)). FID is computed on the shipped digits-cnn features. Intervals are "
-        "95% and unadjusted; a verdict needs the Holm-adjusted p below 0.05. The marginal AUROC ranks by the energy "
+        "primary endpoints; an exact rank test, Holm-corrected within each question (Holm's correction keeps the "
+        "chance of any false verdict among a question's arms at most 5%; [docs/STATISTICS.md](docs/STATISTICS.md)). "
+        "FID is computed on the features of digits-cnn, a small digits classifier trained and shipped here so that a "
+        "run needs no download (so not comparable with Inception FIDs). Intervals are 95% and unadjusted, so one can "
+        "exclude zero where the verdict, adjusted, finds no difference; a verdict needs the Holm-adjusted p below "
+        "0.05. The marginal AUROC ranks by the energy "
         "-E(x), the joint one by -E(x, z(x)) with the image's own latent; P(arm's FID lower) is the chance that a "
         "seed of the arm beats a seed of baseline. A run failed when its samples are not digits (judged on them by "
         "the digits network); an encoder collapsed when its probe on z is no better than its untrained start's. "
