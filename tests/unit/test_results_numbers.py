@@ -65,25 +65,38 @@ def test_a_stale_number_is_caught():
 
 
 def test_encoders_md_quotes_the_evidence_as_its_csv_gives_it():
-    """docs/ENCODERS.md's BYOL section: the ten-seed ranges and the full runs' probes are docs/evidence's values."""
-    with (ROOT / "docs" / "evidence" / "summary_runs.csv").open(newline="") as handle:
-        runs = {row["run_id"]: row for row in csv.DictReader(handle)}
+    """docs/ENCODERS.md's section on BYOL's and MoCo's probe on z: the ten seeds at the previous projection sizes
+    (docs/evidence/latent_before_runs.csv) and at the profile's (docs/evidence/summary_runs.csv), as the CSVs give
+    them: ranges, medians, the seeds at 0.90 or more, the largest mean cosine."""
 
-    def probes(arm: str, field: str = "probe_z") -> list[float]:
-        return sorted(float(r[field]) for r in runs.values() if r["experiment"] == arm)
+    def runs(name: str) -> list[dict[str, str]]:
+        with (ROOT / "docs" / "evidence" / name).open(newline="") as handle:
+            return list(csv.DictReader(handle))
 
     def median(values: list[float]) -> float:
-        middle = len(values) // 2
+        values, middle = sorted(values), len(values) // 2
         return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
-    byol, moco = probes("byol"), probes("moco")
-    seeds = [float(runs[f"byol-tiny-s{seed}"]["probe_z"]) for seed in (0, 1, 2)]
+    def stats(rows: list[dict[str, str]], arm: str) -> tuple[str, str, int, str]:
+        probes = [float(r["probe_z"]) for r in rows if r["experiment"] == arm]
+        cosines = [float(r["mean_cos_z"]) for r in rows if r["experiment"] == arm]
+        assert len(probes) == 10
+        spread = f"{min(probes):.3f}-{max(probes):.3f}"
+        return spread, f"{median(probes):.3f}", sum(p >= 0.9 for p in probes), f"{max(cosines):.2f}"
+
+    before, now = runs("latent_before_runs.csv"), runs("summary_runs.csv")
+    b, m = stats(before, "byol"), stats(before, "moco")
+    b2, m2 = stats(now, "byol"), stats(now, "moco")
     text = " ".join((ROOT / "docs" / "ENCODERS.md").read_text().split())
-    assert f"BYOL's probe on z reads {byol[0]:.3f}-{byol[-1]:.3f} (median {median(byol):.3f})" in text
-    assert f"MoCo's {moco[0]:.3f}-{moco[-1]:.3f}" in text
-    assert f"(probe on h: median {median(probes('byol', 'probe_h')):.3f})" in text
-    row = "| full runs of the profile (docs/evidence/summary_runs.csv) | " + " | ".join(f"{p:.3f}" for p in seeds)
-    assert row in text
+    assert (
+        f"read {b[0]} for BYOL (median {b[1]}; {b[2]} of 10 at 0.90 or more) and {m[0]} for MoCo ({m[2]} of 10)" in text
+    )
+    assert f"read {b2[0]} for BYOL (median {b2[1]}; mean cosine of z at most {b2[3]})" in text
+    assert f"and {m2[0]} for MoCo (median {m2[1]}; mean cosine at most {m2[3]})" in text
+    assert (
+        f"| the EMA encoder's, as every run records it | {b[0]}, {b[1]}, {b[2]} of 10 | {m[0]}, {m[1]}, {m[2]} of 10 |"
+        in text
+    )
 
 
 def test_results_md_quotes_todays_statistics_on_the_previous_runs_as_they_recompute():
