@@ -12,21 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from runner import layout
+from runner.report.encoders import ENCODER_RUN_COLUMNS
 from runner.result import RunResult
 
 _AUROC_COLUMN = re.compile(r"auroc_(?P<ood_set>.+)_(?P<score>marginal|joint)")
 _POINT_TAG = re.compile(r"-(g[0-9a-f]{8})-s\d+$")
-_ENCODER_FIELDS = (
-    "probe_h",
-    "probe_z",
-    "mean_cos_z",
-    "untrained_probe_h",
-    "untrained_probe_z",
-    "untrained_mean_cos_z",
-    "pixel_probe",
-    "final_loss",
-    "chance_loss",
-)
+_ENCODER_FIELDS = tuple(name for name in ENCODER_RUN_COLUMNS if name != "encoder_collapsed")
 
 
 def _value(cell: str) -> Any:
